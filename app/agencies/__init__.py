@@ -1,0 +1,1 @@
+"""Agencies of the network and the API clients that act for them."""

@@ -1,0 +1,1 @@
+"""Access tokens, principals, and role checks."""

@@ -1,0 +1,145 @@
+"""Settings from the environment (prefix CASEBRIDGE_), failing closed in production."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = frozenset({"", "changeme", "change-me", "changethis", "secret", "placeholder", "xxx"})
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Environment(StrEnum):
+    dev = "dev"
+    prod = "prod"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says why and how to fix it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CASEBRIDGE_", extra="ignore")
+
+    env: Environment = Environment.dev
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    keyring_path: Path | None = None
+    # A passphrase-free keyring file is the default; in production the path comes from the
+    # secret store's mount. The environment may instead hold the whole keyring (JSON).
+    keyring_json: SecretStr | None = None
+    policies_dir: Path = REPO_ROOT / "policies"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    issuer: str = "casebridge"
+    audience: str = "casebridge-api"
+    token_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    # log2 of scrypt's N for new client secrets; stored hashes carry their own cost
+    secret_hash_cost: Annotated[int, Field(ge=10, le=20)] = 15
+    auto_migrate: bool | None = None
+    seed_demo: bool | None = None
+    log_level: str = "INFO"
+    # How often each process looks for changed agreements in policies_dir (0: never).
+    policy_reload_seconds: Annotated[float, Field(ge=0)] = 5.0
+    # The disclosure log's name in its signed checkpoints (also the checkpoint key name).
+    audit_origin: Annotated[str, Field(pattern=r"^[!-*,-~]{1,200}$")] = "casebridge.example/disclosure-log"
+    # Sign a checkpoint this often while entries arrive (0: only on demand).
+    checkpoint_interval_seconds: Annotated[float, Field(ge=0, le=3600)] = 1.0
+    # Retention: how long a referral that never closes may be kept (ISO 8601, from creation).
+    max_open_retention: str = "P10Y"
+    # How often the purge runs (one process at a time across the deployment; 0: never).
+    retention_interval_seconds: Annotated[float, Field(ge=0)] = 86_400.0
+    retention_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    # Append-only record of every erased or purged id, kept OUTSIDE the database so a restored
+    # backup cannot bring anyone back; default <data_dir>/erasures.log. Put it on durable storage.
+    erasure_ledger_path: Path | None = None
+    # How often each process looks for a changed keyring file (0: only when a key id is unknown).
+    keyring_reload_seconds: Annotated[float, Field(ge=0)] = 5.0
+    # Benchmarks only (bench/load.py): GET /v1/referrals/{id} with `X-Bench-Bare: 1` skips purpose,
+    # policy and the disclosure log, to measure what they cost. Refused in prod.
+    bench_bare_reads: bool = False
+
+    @field_validator("max_open_retention")
+    @classmethod
+    def _iso_duration(cls, value: str) -> str:
+        from app.policy.duration import parse_duration
+
+        if parse_duration(value).is_zero:
+            raise ValueError("max_open_retention must be longer than zero")
+        return value
+
+    @model_validator(mode="after")
+    def _fail_closed_in_prod(self) -> Settings:
+        if self.env is Environment.prod:
+            problems = []
+            if not self.database_url:
+                problems.append("CASEBRIDGE_DATABASE_URL must be set explicitly")
+            elif any(p in self.database_url.lower() for p in ("changeme", "change-me", "changethis", "placeholder")):
+                problems.append("CASEBRIDGE_DATABASE_URL contains a placeholder")
+            if self.keyring_path is None and self.keyring_json is None:
+                problems.append("CASEBRIDGE_KEYRING_PATH (or CASEBRIDGE_KEYRING_JSON) must be set explicitly")
+            if self.keyring_json is not None and self.keyring_json.get_secret_value().strip().lower() in PLACEHOLDERS:
+                problems.append("CASEBRIDGE_KEYRING_JSON is a placeholder")
+            if self.seed_demo:
+                problems.append("CASEBRIDGE_SEED_DEMO cannot be enabled in prod")
+            if self.bench_bare_reads:
+                problems.append("CASEBRIDGE_BENCH_BARE_READS cannot be enabled in prod")
+            if problems:
+                raise ConfigError("refusing to start in prod: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env is Environment.dev
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'casebridge.db').resolve()}"
+
+    @cached_property
+    def resolved_keyring_path(self) -> Path:
+        return self.keyring_path or self.data_dir / "keyring.json"
+
+    @cached_property
+    def resolved_erasure_ledger_path(self) -> Path:
+        return self.erasure_ledger_path or self.data_dir / "erasures.log"
+
+    @property
+    def should_migrate(self) -> bool:
+        return self.is_dev if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def should_seed_demo(self) -> bool:
+        return self.is_dev if self.seed_demo is None else self.seed_demo
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (tests, CLI flags)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        if isinstance(exc.__cause__, ConfigError):
+            raise exc.__cause__ from None
+        cause = _config_error_in(exc)
+        if cause is not None:
+            raise cause from None
+        raise ConfigError(f"invalid settings: {exc}") from None
+
+
+def _config_error_in(exc: ValueError) -> ConfigError | None:
+    for err in getattr(exc, "errors", lambda: [])():
+        ctx = err.get("ctx") or {}
+        inner = ctx.get("error")
+        if isinstance(inner, ConfigError):
+            return inner
+    return None

@@ -1,0 +1,106 @@
+"""The application factory: routers, error handlers, middleware, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app import __version__, migrate
+from app.agencies.router import router as admin_router
+from app.agreements.router import router as agreements_router
+from app.agreements.service import reload_and_log
+from app.agreements.watcher import PolicyWatcher
+from app.audit.checkpoints import Checkpointer
+from app.audit.router import router as audit_router
+from app.auth.router import router as auth_router
+from app.bootstrap import build_state, seed_demo_if_empty
+from app.config import ConfigError, Settings, load_settings
+from app.crypto.reload import KeyringWatcher
+from app.emergency.router import router as emergency_router
+from app.erasure.router import router as erasure_router
+from app.errors import install_error_handlers
+from app.health.router import router as health_router
+from app.notes.router import router as notes_router
+from app.observability import Metrics, RequestContextMiddleware, configure_logging
+from app.partners.router import router as partners_router
+from app.referrals.router import router as referrals_router
+from app.retention.reapply import reapply
+from app.retention.router import router as legal_holds_router
+from app.retention.scheduler import RetentionScheduler
+from app.standards.router import router as standards_router
+from app.statistics.router import router as statistics_router
+
+DESCRIPTION = """\
+CaseBridge shares case referrals and notes between the agencies of a multi-agency
+prevention network, under information-sharing agreements enforced on every request,
+with an encrypted, tamper-evident record of every disclosure.
+
+Errors are RFC 9457 `application/problem+json`. Lists are pages
+`{"items": [...], "next_cursor": ...}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        active = settings
+        configure_logging(active.log_level)
+        state = build_state(active)
+        if not migrate.is_at_head(state.engine):
+            state.engine.dispose()
+            raise ConfigError("the database is not at the migration head: run `casebridge db upgrade` first")
+        # Erasures recorded after the database's backup was taken are applied before serving.
+        reapply(state)
+        if active.should_seed_demo:
+            seed_demo_if_empty(state)
+        app.state.cb = state
+        reload_and_log(state, "start")
+        watcher = PolicyWatcher(state, active.policy_reload_seconds)
+        watcher.start()
+        checkpointer = Checkpointer(state.sessions, state.audit.signer, active.checkpoint_interval_seconds)
+        checkpointer.start()
+        keyring_watcher = (KeyringWatcher(state.keyring_file, active.keyring_reload_seconds)
+                           if state.keyring_file is not None else None)
+        if keyring_watcher is not None:
+            keyring_watcher.start()
+        scheduler = RetentionScheduler(state, active.retention_interval_seconds)
+        scheduler.start()
+        try:
+            yield
+        finally:
+            scheduler.stop()
+            if keyring_watcher is not None:
+                keyring_watcher.stop()
+            checkpointer.stop()
+            watcher.stop()
+            state.engine.dispose()
+
+    app = FastAPI(
+        title="CaseBridge",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    metrics = Metrics()
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics
+    )
+    routers = (health_router, auth_router, admin_router, standards_router, referrals_router, notes_router,
+               agreements_router, audit_router, partners_router, statistics_router, emergency_router,
+               erasure_router, legal_holds_router)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Every route names its operation_id explicitly; this is only the fallback.
+    return route.operation_id or route.name

@@ -1,0 +1,19 @@
+"""Every table, imported in one place so metadata (and Alembic) sees them all."""
+
+from app.agencies.models import Agency, ApiClient
+from app.audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+from app.emergency.models import EmergencyGrant
+from app.idempotency import IdempotencyRecord
+from app.notes.models import Note
+from app.partners.models import PartnerDisclosure
+from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
+from app.retention.models import JobLease, LegalHold, ServiceMarker, Tombstone
+from app.subjects.models import Subject, SubjectIdentifier
+from app.vocabularies.models import CodeMapping
+
+__all__ = [
+    "Agency", "ApiClient", "Assignment", "AuditCheckpoint", "AuditEntry", "AuditHead", "AuditNode",
+    "CodeMapping", "EmergencyGrant", "IdempotencyRecord", "JobLease", "LegalHold", "Note",
+    "PartnerDisclosure", "Referral", "ReferralConcern", "ServiceMarker", "StatusChange", "Subject",
+    "SubjectIdentifier", "Tombstone",
+]

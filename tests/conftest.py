@@ -1,0 +1,193 @@
+"""Fixtures: every database test runs on SQLite and, when configured, on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, inspect, text
+from support.referrals import COORDINATOR, REFERRER, referral_body
+
+from app import migrate
+from app.config import Settings
+from app.db import make_engine
+from app.main import create_app
+from app.state import AppState
+
+POSTGRES_URL = os.environ.get("CASEBRIDGE_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("CASEBRIDGE_TEST_REQUIRE_POSTGRES") == "1"
+BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if REQUIRE_POSTGRES and not POSTGRES_URL:
+        raise pytest.UsageError(
+            "CASEBRIDGE_TEST_REQUIRE_POSTGRES=1 but CASEBRIDGE_TEST_POSTGRES_URL is not set"
+        )
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (fast, and built by migrations)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    with sqlite3.connect(path) as conn:  # fold the WAL in, so one file is the whole database
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine]:
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL tests need CASEBRIDGE_TEST_POSTGRES_URL")
+    engine = make_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL at CASEBRIDGE_TEST_POSTGRES_URL is not reachable: {exc}")
+        pytest.skip("PostgreSQL is not reachable")
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _truncate_all(engine: Engine) -> None:
+    tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+    if tables:
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "casebridge.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    engine: Engine = request.getfixturevalue("postgres_engine")
+    _truncate_all(engine)
+    yield engine.url.render_as_string(hide_password=False)
+    _truncate_all(engine)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        env="dev",  # type: ignore[arg-type]
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        keyring_path=tmp_path / "data" / "keyring.json",
+        auto_migrate=False,
+        seed_demo=False,
+        secret_hash_cost=10,
+    )
+
+
+@pytest.fixture
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def state(app_client: TestClient) -> AppState:
+    result: AppState = app_client.app.state.cb  # type: ignore[attr-defined]
+    return result
+
+
+@pytest.fixture
+def demo(state: AppState) -> dict[str, dict[str, Any]]:
+    """The demo network, seeded; credentials by client id."""
+    from app.db import transaction
+    from app.demo import seed_demo
+
+    with transaction(state.sessions) as session:
+        credentials = seed_demo(session, state.settings)
+    return {c["client_id"]: c for c in credentials}
+
+
+@pytest.fixture
+def token_for(app_client: TestClient, demo: dict[str, dict[str, Any]]) -> Callable[..., str]:
+    def _token(client_id: str, act: str | None = None) -> str:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": demo[client_id]["client_secret"],
+        }
+        if act:
+            form["act"] = act
+        response = app_client.post("/v1/token", data=form)
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
+
+    return _token
+
+
+@pytest.fixture
+def auth(token_for: Callable[..., str]) -> Callable[..., dict[str, str]]:
+    cache: dict[str, str] = {}
+
+    def _headers(client_id: str, **extra: str) -> dict[str, str]:
+        if client_id not in cache:
+            cache[client_id] = token_for(client_id)
+        return {"Authorization": f"Bearer {cache[client_id]}", **extra}
+
+    return _headers
+
+
+@pytest.fixture
+def post_referral(app_client: TestClient, auth: Callable[..., dict[str, str]]) -> Callable[..., dict[str, Any]]:
+    def _post(client_id: str = REFERRER, **changes: Any) -> dict[str, Any]:
+        response = app_client.post("/v1/referrals", json=referral_body(**changes), headers=auth(client_id))
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    return _post
+
+
+@pytest.fixture
+def move(app_client: TestClient, auth: Callable[..., dict[str, str]]) -> Callable[..., dict[str, Any]]:
+    """Drive a referral through transitions: move(id, "triaged", "accepted", ("assigned", [...]))."""
+
+    def _move(referral_id: str, *steps: Any, client_id: str = COORDINATOR) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for step in steps:
+            body: dict[str, Any]
+            if isinstance(step, tuple):
+                body = {"to": step[0], **step[1]}
+            else:
+                body = {"to": step}
+            if body["to"] == "closed":
+                body.setdefault("outcome", "risk_reduced")
+            if body["to"] in ("declined", "withdrawn", "transferred"):
+                body.setdefault("reason", "test reason")
+            if body["to"] == "transferred":
+                body.setdefault("to_network", "Saida LPN")
+            if body["to"] == "assigned":
+                body.setdefault("agencies", ["youth-ngo-bridges"])
+            response = app_client.post(
+                f"/v1/referrals/{referral_id}/transitions", json=body, headers=auth(client_id)
+            )
+            assert response.status_code == 200, response.text
+            result = response.json()
+        return result
+
+    return _move
