@@ -1,0 +1,1 @@
+"""Shared notes on referrals: classified, append-only."""

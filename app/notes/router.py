@@ -1,0 +1,100 @@
+"""HTTP for notes on a referral: add one, list those the caller may read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
+
+from app import access, disclose, idempotency
+from app.audit.events import EventType
+from app.auth.principal import CurrentPrincipal
+from app.notes import service
+from app.notes.models import Note
+from app.notes.schemas import NoteIn, NoteOut, NotePage
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.referrals import service as referrals
+from app.state import DbSession, State
+from app.subjects.models import Subject
+
+router = APIRouter(tags=["notes"])
+
+
+@router.post(
+    "/v1/referrals/{referral_id}/notes",
+    operation_id="create_note",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NoteOut,
+    responses={403: {"description": "Not involved in this referral"}, 404: {"description": "No such referral"}},
+)
+def create_note(
+    request: Request,
+    session: DbSession,
+    state: State,
+    principal: CurrentPrincipal,
+    referral_id: str,
+    body: NoteIn,
+    idempotency_key: idempotency.IdempotencyKey = None,
+) -> Any:
+    key = idempotency.check_key(idempotency_key)
+    fingerprint = idempotency.request_hash(
+        "POST", f"/v1/referrals/{referral_id}/notes", body.model_dump(mode="json", by_alias=True)
+    )
+    referral = referrals.load(session, referral_id)
+    replay = idempotency.find(session, principal.client_id, key, fingerprint) if key else None
+    if replay is not None:
+        note = session.get(Note, replay.resource_id)
+        assert note is not None
+        headers = {"Idempotent-Replayed": "true"}
+    else:
+        note = service.add(session, state.envelope, principal, referral, body, state.clock())
+        disclose.log_reads(state, session, [disclose.change_event(
+            principal, EventType.create, subject_id=referral.subject_id,
+            record_ids={"referral_id": referral.id, "note_id": note.id}, request_id=request.state.request_id,
+            classification=note.classification, supersedes=note.supersedes,
+        )])
+        if key is not None:
+            idempotency.remember(session, principal.client_id, key, fingerprint, 201, "note", note.id)
+        headers = {}
+    subject = session.get(Subject, referral.subject_id)
+    assert subject is not None
+    return JSONResponse(service.render(note, state.envelope, subject), status_code=201, headers=headers)
+
+
+@router.get(
+    "/v1/referrals/{referral_id}/notes",
+    operation_id="list_notes",
+    response_model=NotePage,
+    responses={400: {"description": "X-Purpose missing or unknown"}, 403: {"description": "Not granted"}},
+)
+def list_notes(
+    request: Request,
+    session: DbSession,
+    state: State,
+    principal: CurrentPrincipal,
+    referral_id: str,
+    purpose: access.PurposeHeader = None,
+    justification: access.JustificationHeader = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Any:
+    policies, today = state.policies.current, state.clock().date()
+    ctx = disclose.ReadContext(principal, purpose or "", justification, request.state.request_id)
+    with disclose.denials_logged(state, session, ctx, {"referral_id": referral_id, "notes": "list"}):
+        stated = access.require_purpose(policies, principal, purpose, today)
+        referral = referrals.load(session, referral_id)
+        items, decisions, next_cursor = service.list_page(
+            session, state.envelope, principal, referral, stated, cursor, limit, policies, today
+        )
+    ctx = disclose.ReadContext(principal, stated, justification, request.state.request_id)
+    disclose.log_reads(state, session, [
+        disclose.read_event(
+            ctx, access.Grant(decision, "access" if item["author_agency"] == principal.agency_id else "disclosure"),
+            owner_agency=item["author_agency"], subject_id=referral.subject_id,
+            record_ids={"referral_id": referral.id, "note_id": item["id"]},
+            fields=["note.text", "note.classification", "note.author_person"],
+        )
+        for item, decision in zip(items, decisions, strict=True)
+    ])
+    return JSONResponse({"items": items, "next_cursor": next_cursor})

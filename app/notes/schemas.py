@@ -1,0 +1,45 @@
+"""note/v1: a classified, append-only note on a referral."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+SCHEMA_ID = "note/v1"
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_: Literal["note/v1"] = Field(default=SCHEMA_ID, alias="schema")
+    classification: Annotated[str, StringConstraints(max_length=40)] = Field(
+        description="Who may see it: a `note_classification` code.",
+        json_schema_extra={"x-vocabulary": "note_classification"},
+    )
+    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    supersedes: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+        default=None, description="Id of an earlier note on the same referral that this one corrects."
+    )
+    author_person: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="Defaults to the token's `act` person."
+    )
+
+
+class NoteOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    id: str
+    schema_: str = Field(alias="schema")
+    referral_id: str
+    author_agency: str
+    author_person: str | None
+    classification: str
+    text: str
+    supersedes: str | None
+    superseded_by: str | None = None
+    created_at: datetime
+
+
+class NotePage(BaseModel):
+    items: list[NoteOut]
+    next_cursor: str | None

@@ -1,0 +1,1 @@
+"""Case referrals: the standard format, the lifecycle, and the change feed."""

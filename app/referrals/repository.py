@@ -1,0 +1,92 @@
+"""Queries for referrals, their history and the change feed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
+from app.retention.models import Tombstone
+
+# A purged or erased referral leaves every list at once, even while its rows await deletion.
+_NOT_BURIED = ~exists().where(Tombstone.record_id == Referral.id)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralFilter:
+    statuses: tuple[str, ...] = ()
+    risk_levels: tuple[str, ...] = ()
+    concerns: tuple[str, ...] = ()
+    updated_since: datetime | None = None
+    agencies: tuple[str, ...] | None = None  # None: every agency's referrals
+    assigned_to: str | None = None  # also include referrals assigned to this agency
+    after: tuple[datetime, str] | None = None  # keyset position (updated_at, id), newest first
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def get(session: Session, referral_id: str, *, for_update: bool = False) -> Referral | None:
+    query = (
+        select(Referral)
+        .where(Referral.id == referral_id)
+        .options(selectinload(Referral.history), selectinload(Referral.assignments))
+    )
+    if for_update:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def _filtered(f: ReferralFilter) -> Select[tuple[Referral]]:
+    query = select(Referral).where(_NOT_BURIED)
+    if f.agencies is not None:
+        visible = Referral.referring_agency.in_(f.agencies)
+        if f.assigned_to is not None:
+            visible = or_(visible, exists().where(
+                Assignment.referral_id == Referral.id, Assignment.agency_id == f.assigned_to
+            ))
+        query = query.where(visible)
+    if f.statuses:
+        query = query.where(Referral.status.in_(f.statuses))
+    if f.risk_levels:
+        query = query.where(Referral.risk_level.in_(f.risk_levels))
+    if f.concerns:
+        query = query.where(exists().where(
+            ReferralConcern.referral_id == Referral.id, ReferralConcern.concern.in_(f.concerns)
+        ))
+    if f.updated_since is not None:
+        query = query.where(Referral.updated_at >= f.updated_since)
+    if f.after is not None:
+        at, last_id = f.after
+        query = query.where(or_(
+            Referral.updated_at < at, and_(Referral.updated_at == at, Referral.id < last_id)
+        ))
+    return query
+
+
+def page(session: Session, f: ReferralFilter, limit: int) -> Sequence[Referral]:
+    query = (
+        _filtered(f)
+        .order_by(Referral.updated_at.desc(), Referral.id.desc())
+        .limit(limit)
+        .options(selectinload(Referral.history), selectinload(Referral.assignments))
+    )
+    return session.scalars(query).all()
+
+
+def events(
+    session: Session, agency_id: str | None, after: int, limit: int
+) -> Sequence[StatusChange]:
+    """Status changes, oldest first after a cursor; for one agency, of what it made or holds."""
+    query = (
+        select(StatusChange).where(StatusChange.id > after)
+        .join(Referral, Referral.id == StatusChange.referral_id).where(_NOT_BURIED)
+    )
+    if agency_id is not None:
+        query = query.where(or_(
+            Referral.referring_agency == agency_id,
+            exists().where(Assignment.referral_id == Referral.id, Assignment.agency_id == agency_id),
+        ))
+    return session.scalars(query.order_by(StatusChange.id).limit(limit)).all()

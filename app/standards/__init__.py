@@ -1,0 +1,1 @@
+"""The published standards: versioned JSON Schemas, vocabularies, and agency code mappings."""

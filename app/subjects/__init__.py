@@ -1,0 +1,1 @@
+"""The people referred: pseudonymous ids, identity encrypted under a per-subject key."""

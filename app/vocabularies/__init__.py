@@ -1,0 +1,1 @@
+"""Controlled vocabularies (code lists) shared by every CaseBridge schema."""
