@@ -1,0 +1,159 @@
+"""The one place that decides who may read case data: agreements, purpose, and the fields that leave."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import Header
+
+from app.auth.principal import Principal
+from app.errors import BadRequest, Forbidden
+from app.policy.decision import Caller, Decision, Record
+from app.policy.engine import decide, purposes_for
+from app.policy.policy_set import PolicySet
+from app.policy.reach import Reach, reach
+from app.policy.vocabulary import EMERGENCY_PURPOSE, RecordKind
+from app.referrals.models import Referral
+
+PurposeHeader = Annotated[
+    str | None,
+    Header(alias="X-Purpose", max_length=64, description="Why you read this case data (required)."),
+]
+JustificationHeader = Annotated[
+    str | None,
+    Header(alias="X-Justification", max_length=500, description="Free-text justification."),
+]
+ALL_RELATIONS = frozenset({"owner", "referrer", "assigned"})
+
+
+class AccessDenied(Forbidden):
+    """No agreement grants the read; carries the decision so the denial can be logged."""
+
+    slug = "access-denied"
+
+    def __init__(
+        self, decision: Decision, purpose: str, *, owner_agency: str | None = None,
+        subject_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"Not granted for purpose {purpose!r}: {decision.reason}.",
+            reason=decision.reason,
+            rule_ids=list(decision.rule_ids),
+        )
+        self.decision = decision
+        self.owner_agency = owner_agency
+        self.subject_id = subject_id
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a read may return, why, and whether it crosses an agency boundary."""
+
+    decision: Decision
+    kind: Literal["access", "disclosure"]
+
+    @property
+    def fields(self) -> frozenset[str]:
+        return self.decision.fields
+
+
+def refuse_admin(principal: Principal) -> None:
+    """Operators run the service; they never see what it holds."""
+    if "admin" in principal.roles:
+        raise Forbidden("The admin role never reads or writes case data.", slug="admin-no-case-data")
+
+
+def caller(principal: Principal, relations: frozenset[str] = frozenset()) -> Caller:
+    return Caller(
+        client_id=principal.client_id,
+        agency_id=principal.agency_id,
+        sector=principal.sector,
+        roles=principal.roles,
+        relations=relations,
+    )
+
+
+def require_purpose(
+    policies: PolicySet, principal: Principal, purpose: str | None, today: date, *,
+    allow_emergency: bool = False, relations: frozenset[str] = ALL_RELATIONS,
+) -> str:
+    """The stated purpose, if an agreement in force opens it to this caller; else a 400.
+
+    `emergency` is never an ordinary purpose: it reads one referral under an active grant.
+    """
+    refuse_admin(principal)
+    open_to_caller = [
+        p for p in purposes_for(policies, caller(principal, relations), today)
+        if p != EMERGENCY_PURPOSE or allow_emergency
+    ]
+    if not purpose:
+        raise BadRequest(
+            "Every read of case data states its purpose in the X-Purpose header.",
+            slug="purpose-required", purposes=open_to_caller,
+        )
+    if purpose not in open_to_caller:
+        raise BadRequest(
+            f"Purpose {purpose!r} is not one open to you.", slug="purpose-unknown",
+            purposes=open_to_caller,
+        )
+    return purpose
+
+
+def referral_relations(principal: Principal, referral: Referral) -> frozenset[str]:
+    relations = set()
+    if principal.agency_id == referral.referring_agency:
+        relations |= {"owner", "referrer"}
+    if principal.agency_id in referral.assigned_agencies:
+        relations.add("assigned")
+    return frozenset(relations)
+
+
+def referral_attributes(referral: Referral) -> dict[str, str]:
+    return {"consent": referral.consent_status, "status": referral.status, "risk_level": referral.risk_level}
+
+
+def decide_referral(
+    policies: PolicySet, principal: Principal, referral: Referral, purpose: str, view: str | None, today: date
+) -> Decision:
+    relations = referral_relations(principal, referral)
+    record = Record("referral", referral_attributes(referral))
+    return decide(policies, caller(principal, relations), purpose, record, view, now=today)
+
+
+def grant_for(
+    decision: Decision, principal: Principal, owner_agency: str, purpose: str, subject_id: str | None = None
+) -> Grant:
+    if not decision.permit:
+        if decision.reason_code == "unknown_view":
+            raise BadRequest(f"{decision.reason}.", slug="unknown-view")
+        raise AccessDenied(decision, purpose, owner_agency=owner_agency, subject_id=subject_id)
+    return Grant(decision, "access" if principal.agency_id == owner_agency else "disclosure")
+
+
+def referral_grant(
+    policies: PolicySet, principal: Principal, referral: Referral, purpose: str, view: str | None, today: date
+) -> Grant:
+    decision = decide_referral(policies, principal, referral, purpose, view, today)
+    return grant_for(decision, principal, referral.referring_agency, purpose, referral.subject_id)
+
+
+def note_relations(principal: Principal, referral: Referral, author_agency: str) -> frozenset[str]:
+    relations = set(referral_relations(principal, referral) - {"owner"})
+    if principal.agency_id == author_agency:
+        relations.add("owner")
+    return frozenset(relations)
+
+
+def decide_note(
+    policies: PolicySet, principal: Principal, referral: Referral, author_agency: str, classification: str,
+    purpose: str, today: date,
+) -> Decision:
+    record = Record("note", {**referral_attributes(referral), "classification": classification})
+    relations = note_relations(principal, referral, author_agency)
+    return decide(policies, caller(principal, relations), purpose, record, None, now=today)
+
+
+def scope(policies: PolicySet, principal: Principal, purpose: str, kind: RecordKind, today: date) -> Reach:
+    return reach(policies, caller(principal, ALL_RELATIONS), purpose, kind, today)

@@ -1,0 +1,1 @@
+"""The agreements in force over HTTP and the CLI: listing, explaining, reloading, tooling."""

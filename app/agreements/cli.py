@@ -1,0 +1,170 @@
+"""casebridge policy …: validate, test, explain and report on agreements, offline."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from app.config import load_settings
+from app.policy.decision import Caller, Record
+from app.policy.explain import explain
+from app.policy.lint import check
+from app.policy.loader import LoadResult, load_agreements
+from app.policy.policy_tests import run_policy_tests
+from app.policy.ropa import ropa, ropa_markdown
+from app.policy.who import who_can
+from app.referrals.schemas import referral_field_paths
+
+policy_cli = typer.Typer(help="Information-sharing agreements (policies/).", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+DirOption = Annotated[Path | None, typer.Option("--dir", help="Agreements folder (default: settings).")]
+OnOption = Annotated[str | None, typer.Option("--on", help="Evaluate as of this date (YYYY-MM-DD).")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _load(directory: Path | None) -> tuple[Path, LoadResult]:
+    folder = directory or load_settings().policies_dir
+    return folder, load_agreements(folder, referral_field_paths())
+
+
+def _day(on: str | None) -> date:
+    try:
+        return date.fromisoformat(on) if on else date.today()
+    except ValueError:
+        err.print(f"[red]error:[/red] --on must be YYYY-MM-DD, not {escape(on or '')}")
+        raise typer.Exit(2) from None
+
+
+@policy_cli.command("check")
+def policy_check(directory: DirOption = None, on: OnOption = None, as_json: JsonFlag = False) -> None:
+    """Validate and lint every agreement; exit 1 on any error."""
+    folder, result = _load(directory)
+    findings = check(result, _day(on))
+    if as_json:
+        out.print_json(json.dumps([f.to_dict() for f in findings]))
+    else:
+        for finding in findings:
+            colour = {"error": "red", "warning": "yellow"}.get(finding.level, "cyan")
+            where = ":".join(x for x in (finding.agreement, finding.rule) if x)
+            out.print(f"[{colour}]{finding.level}[/{colour}] {escape(where)} {escape(finding.message)}")
+        in_force = ", ".join(f"{a.id}@v{a.version}" for a in result.policy_set) or "none"
+        out.print(f"{folder}: {len(result.policy_set)} agreement(s) loaded ({in_force}), "
+                  f"{sum(f.level == 'error' for f in findings)} error(s)")
+    if any(f.level == "error" for f in findings):
+        raise typer.Exit(1)
+
+
+@policy_cli.command("test")
+def policy_test(
+    directory: DirOption = None,
+    tests: Annotated[Path | None, typer.Option(help="Test cases folder (default: <dir>/tests).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the policy test cases next to the agreements and report rule coverage."""
+    folder, result = _load(directory)
+    if result.errors:
+        for error in result.errors:
+            err.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(1)
+    report = run_policy_tests(result.policy_set, tests or folder / "tests")
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        for failure in report.failed:
+            out.print(f"[red]FAIL[/red] {escape(str(failure))}")
+        for agreement, rules in report.coverage.items():
+            covered = sum(1 for n in rules.values() if n)
+            out.print(f"{agreement}: {covered}/{len(rules)} rules covered")
+        for agreement, rules in report.uncovered.items():
+            out.print(f"[yellow]uncovered[/yellow] {agreement}: {', '.join(rules)}")
+        out.print(f"{report.passed} passed, {len(report.failed)} failed")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@policy_cli.command("who-can")
+def policy_who_can(
+    view: Annotated[str, typer.Option(help="View name, e.g. referral.summary.")],
+    purpose: Annotated[str, typer.Option(help="Purpose id.")],
+    directory: DirOption = None,
+    on: OnOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Which sectors, roles, agencies and relations can receive a view for a purpose."""
+    _, result = _load(directory)
+    recipients = who_can(result.policy_set, view, purpose, _day(on))
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in recipients]))
+        return
+    if not recipients:
+        out.print(f"nobody receives {escape(view)} for {escape(purpose)}")
+    for r in recipients:
+        audience = "; ".join(
+            f"{label}={','.join(values)}"
+            for label, values in (("agencies", r.agencies), ("sectors", r.sectors), ("roles", r.roles),
+                                  ("relations", r.relations))
+            if values
+        )
+        conditions = " ".join(f"{k}∈{{{','.join(v)}}}" for k, v in r.conditions.items())
+        caveat = f" (may be cancelled by {', '.join(r.restricted_by)})" if r.restricted_by else ""
+        out.print(f"{r.agreement_id}/{r.rule_id} → {r.granted_view}: {escape(audience)} {escape(conditions)}{caveat}")
+
+
+@policy_cli.command("ropa")
+def policy_ropa(
+    directory: DirOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown or json")] = "markdown",
+) -> None:
+    """The record of processing activities (GDPR Art. 30), generated from the agreements."""
+    _, result = _load(directory)
+    if fmt == "json":
+        out.print_json(json.dumps(ropa(result.policy_set), default=str))
+    elif fmt == "markdown":
+        typer.echo(ropa_markdown(result.policy_set))
+    else:
+        err.print("[red]error:[/red] --format is markdown or json")
+        raise typer.Exit(2)
+
+
+@policy_cli.command("explain")
+def policy_explain(
+    agency: Annotated[str, typer.Option(help="Caller's agency id.")],
+    sector: Annotated[str, typer.Option(help="Caller's sector.")],
+    roles: Annotated[str, typer.Option(help="Comma-separated roles.")],
+    purpose: Annotated[str, typer.Option(help="Stated purpose.")],
+    record: Annotated[list[str], typer.Option(help="Record attribute key=value (repeatable).")] = [],  # noqa: B006
+    relations: Annotated[str, typer.Option(help="Comma-separated: owner, referrer, assigned.")] = "",
+    kind: Annotated[str, typer.Option(help="referral, note or statistics.")] = "referral",
+    view: Annotated[str | None, typer.Option(help="A named view to ask for.")] = None,
+    directory: DirOption = None,
+    on: OnOption = None,
+) -> None:
+    """May a caller like this see a record like this for this purpose, and if not, why not."""
+    if kind not in ("referral", "note", "statistics"):
+        err.print("[red]error:[/red] --kind is referral, note or statistics")
+        raise typer.Exit(2)
+    attributes = {}
+    for item in record:
+        key, sep, value = item.partition("=")
+        if not sep:
+            err.print(f"[red]error:[/red] --record takes key=value, not {escape(item)}")
+            raise typer.Exit(2)
+        attributes[key] = value
+    _, result = _load(directory)
+    caller = Caller("cli", agency, sector, _split(roles), _split(relations))
+    explanation = explain(result.policy_set, caller, purpose, Record(kind, attributes), view, now=_day(on))  # type: ignore[arg-type]
+    out.print_json(json.dumps(explanation.to_dict(), default=str))
+    if not explanation.decision.permit:
+        raise typer.Exit(3)
+
+
+def _split(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())

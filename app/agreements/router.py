@@ -1,0 +1,38 @@
+"""HTTP: the agreements in force, explanations of decisions, and reloading agreements."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.agreements import service
+from app.agreements.schemas import AgreementPage, ExplainIn, ExplainOut, ReloadOut
+from app.auth.principal import AdminPrincipal, CurrentPrincipal
+from app.state import DbSession, State
+
+router = APIRouter(tags=["agreements"])
+
+
+@router.get("/v1/agreements", operation_id="list_agreements", response_model=AgreementPage)
+def list_agreements(state: State, _: CurrentPrincipal) -> AgreementPage:
+    return AgreementPage(items=service.in_force(state.policies.current, state.clock().date()))
+
+
+@router.post(
+    "/v1/decisions/explain",
+    operation_id="explain_decision",
+    response_model=ExplainOut,
+    responses={403: {"description": "Not involved in that referral"}, 404: {"description": "No such referral"}},
+)
+def explain_decision(session: DbSession, state: State, principal: CurrentPrincipal, body: ExplainIn) -> ExplainOut:
+    explanation = service.explain_for(session, state.policies.current, principal, body, state.clock().date())
+    return ExplainOut(**explanation.to_dict())
+
+
+@router.post(
+    "/v1/admin/agreements/reload",
+    operation_id="reload_agreements",
+    tags=["admin"],
+    response_model=ReloadOut,
+)
+def reload_agreements(session: DbSession, state: State, principal: AdminPrincipal) -> ReloadOut:
+    return service.reload_report(service.reload_and_log(state, "admin", principal, session))

@@ -1,0 +1,73 @@
+"""API shapes for agreements and decision explanations."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class AgreementOut(BaseModel):
+    id: str
+    version: int
+    title: str
+    content_hash: str
+    effective_from: date
+    review_by: date
+    in_force: bool
+    controller_contact: str
+    parties: list[str]
+    purposes: dict[str, str]
+
+
+class AgreementPage(BaseModel):
+    items: list[AgreementOut]
+    next_cursor: str | None = None
+
+
+class RecordLike(BaseModel):
+    """A record described by the attributes rules look at, for "a record like this"."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["referral", "note", "statistics"] = "referral"
+    consent: Code | None = None
+    status: Code | None = None
+    risk_level: Code | None = None
+    classification: Code | None = None
+    relations: Annotated[list[Literal["owner", "referrer", "assigned"]], Field(max_length=3)] = Field(
+        default_factory=list, description="Your relation to the hypothetical record."
+    )
+
+
+class ExplainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    purpose: Code
+    view: Code | None = None
+    referral_id: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+        default=None, description="A referral you are involved in; or describe one in `record`."
+    )
+    record: RecordLike | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> ExplainIn:
+        if (self.referral_id is None) == (self.record is None):
+            raise ValueError("give exactly one of referral_id or record")
+        return self
+
+
+class ExplainOut(BaseModel):
+    decision: dict[str, Any]
+    rules: list[dict[str, Any]]
+    winning_deny: str | None
+    purpose: str
+    view: str | None
+    now: date
+
+
+class ReloadOut(BaseModel):
+    in_force: list[str]
+    errors: list[dict[str, Any]]
+    warnings: list[str]

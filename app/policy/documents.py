@@ -1,0 +1,238 @@
+"""Pydantic models of an agreement file as written in YAML (shape only, no cross-checks)."""
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+)
+
+from app.policy.duration import (
+    DURATION_PATTERN,
+    RETENTION_PATTERN,
+    parse_duration,
+    parse_retention,
+)
+from app.policy.vocabulary import LegalBasis, Relation, Role, Sector, SpecialCategoryCondition
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+VIEW_NAME_PATTERN = (
+    r"^(referral\.[a-z0-9][a-z0-9_-]*|notes\.[a-z0-9][a-z0-9_-]*"
+    r"|statistics(\.[a-z0-9][a-z0-9_-]*)?)$"
+)
+
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+ViewName = Annotated[str, StringConstraints(pattern=VIEW_NAME_PATTERN)]
+FieldPath = Annotated[
+    str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.([a-z_][a-z0-9_]*|\*))*$")
+]
+
+
+def _check_retention(text: str) -> str:
+    parse_retention(text)
+    return text
+
+
+def _check_duration(text: str) -> str:
+    if parse_duration(text).is_zero:
+        raise ValueError(f"bad duration {text!r}: must be longer than zero")
+    return text
+
+
+RetentionText = Annotated[
+    str,
+    AfterValidator(_check_retention),
+    Field(
+        description="ISO 8601 duration, optionally counted from case closure.",
+        examples=["P90D", "P6Y after closed"],
+        json_schema_extra={"pattern": RETENTION_PATTERN},
+    ),
+]
+DurationText = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    Field(examples=["PT3H"], json_schema_extra={"pattern": DURATION_PATTERN}),
+]
+
+# Pydantic puts a union member's tag in an error's location; these are skipped
+# when the location is mapped back onto the YAML file.
+VIEW_SHAPE_TAGS = frozenset(
+    {"field list", "composed view", "notes view", "statistics view", "view name"}
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AudienceDocument(_Strict):
+    """`to`: every key given must match (AND); any value within a list may (OR)."""
+
+    roles: list[Role] | None = None
+    sectors: list[Sector] | None = None
+    agencies: list[Slug] | None = None
+    relation: Relation | list[Relation] | None = None
+
+
+class ConditionsDocument(_Strict):
+    """`when`: conditions on the record, each a list of allowed values."""
+
+    consent: list[str] | None = None
+    status: list[str] | None = None
+    risk_level: list[str] | None = None
+    classification: list[str] | None = None
+
+
+class NoteFilter(_Strict):
+    classification: Annotated[list[Slug], Field(min_length=1)]
+
+
+class NotesViewDocument(_Strict):
+    """`notes.<name>`: the note classifications the view discloses."""
+
+    notes: NoteFilter
+
+
+class StatisticsViewDocument(_Strict):
+    """`statistics[.<name>]`: aggregate counts by dimensions, small cells suppressed."""
+
+    aggregate: Annotated[list[str], Field(min_length=1)]
+    min_cell: Annotated[int, Field(ge=1)] | None = None
+
+
+class ComposedViewDocument(_Strict):
+    """`referral.<name>` built from other referral views plus and minus fields."""
+
+    include: list[ViewName] = []
+    fields: list[FieldPath] = []
+    exclude: list[FieldPath] = []
+
+
+def _view_shape(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "field list"
+    if isinstance(value, dict):
+        if "notes" in value:
+            return "notes view"
+        if "aggregate" in value:
+            return "statistics view"
+        return "composed view"
+    if isinstance(value, BaseModel):
+        return {
+            NotesViewDocument: "notes view",
+            StatisticsViewDocument: "statistics view",
+            ComposedViewDocument: "composed view",
+        }.get(type(value))
+    return None
+
+
+def _deny_view_shape(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "view name"
+    if isinstance(value, NotesViewDocument | dict):
+        return "notes view"
+    if isinstance(value, list):
+        return "field list"
+    return None
+
+
+ViewDocument = Annotated[
+    Annotated[list[FieldPath], Tag("field list")]
+    | Annotated[ComposedViewDocument, Tag("composed view")]
+    | Annotated[NotesViewDocument, Tag("notes view")]
+    | Annotated[StatisticsViewDocument, Tag("statistics view")],
+    Discriminator(
+        _view_shape,
+        custom_error_type="view_shape",
+        custom_error_message=(
+            "a view is a field list, {include, fields, exclude},"
+            " {notes: {classification: [...]}} or {aggregate: [...], min_cell: N}"
+        ),
+    ),
+]
+DenyViewDocument = Annotated[
+    Annotated[ViewName, Tag("view name")]
+    | Annotated[NotesViewDocument, Tag("notes view")]
+    | Annotated[list[FieldPath], Tag("field list")],
+    Discriminator(
+        _deny_view_shape,
+        custom_error_type="deny_view_shape",
+        custom_error_message=(
+            "a deny view is a view name, a field list or {notes: {classification: [...]}}"
+        ),
+    ),
+]
+
+
+class PermitDocument(_Strict):
+    """A permit: who receives which view, for which purposes, on what legal basis."""
+
+    id: Slug
+    to: AudienceDocument
+    view: ViewName
+    purposes: Annotated[list[Slug], Field(min_length=1)]
+    when: ConditionsDocument | None = None
+    legal_basis: LegalBasis
+    special_category_condition: SpecialCategoryCondition | None = None
+    retention: RetentionText
+    description: str | None = None
+
+
+class DenyDocument(_Strict):
+    """A deny: beats every permit it overlaps; `to` omitted means every party."""
+
+    id: Slug
+    to: AudienceDocument = AudienceDocument()
+    view: DenyViewDocument
+    purposes: list[Slug] | None = None
+    when: ConditionsDocument | None = None
+    description: str | None = None
+
+
+class EmergencyDocument(_Strict):
+    """Break-glass access when there is a risk to life (purpose `emergency`)."""
+
+    roles: Annotated[list[Role], Field(min_length=1)]
+    view: ViewName
+    duration: DurationText = "PT3H"
+    legal_basis: LegalBasis = "vital_interests"
+    special_category_condition: SpecialCategoryCondition = "vital_interests"
+    retention: RetentionText = "P1Y"
+
+
+class StatisticsSettings(_Strict):
+    """Floor for small-cell suppression and the dimensions statistics may use."""
+
+    min_cell: Annotated[int, Field(ge=1)] = 5
+    dimensions: list[str] | None = None
+
+
+class AgreementDocument(_Strict):
+    """A machine-readable information-sharing agreement."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="CaseBridge information-sharing agreement",
+    )
+
+    agreement: Slug
+    version: Annotated[int, Field(ge=1)]
+    title: Annotated[str, Field(min_length=1)]
+    effective_from: date
+    review_by: date
+    controller_contact: Annotated[str, Field(min_length=1)]
+    parties: Annotated[list[Slug], Field(min_length=1)]
+    purposes: Annotated[dict[Slug, str], Field(min_length=1)]
+    views: dict[ViewName, ViewDocument]
+    rules: list[PermitDocument] = []
+    deny: list[DenyDocument] = []
+    emergency: EmergencyDocument | None = None
+    statistics: StatisticsSettings = StatisticsSettings()
+    description: str | None = None

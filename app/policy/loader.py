@@ -1,0 +1,197 @@
+"""Load agreements from YAML files, reporting every problem with file, line and reason."""
+
+import hashlib
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from app.policy import documents
+from app.policy.build import AgreementBuilder
+from app.policy.documents import AgreementDocument
+from app.policy.fields import REFERRAL_FIELDS
+from app.policy.issues import did_you_mean
+from app.policy.model import Agreement
+from app.policy.policy_set import PolicySet
+from app.policy.yaml_nodes import (
+    YamlSyntaxError,
+    duplicate_keys,
+    format_path,
+    parse_yaml,
+)
+
+_REQUIRED_HINTS = {
+    "purposes": " (a permit names the purposes it serves)",
+    "legal_basis": " (the GDPR Art. 6(1) lawful basis of the disclosure)",
+    "retention": " (how long the recipient may keep it, e.g. P90D or 'P6Y after closed')",
+}
+_PATTERN_HINTS = {
+    documents.SLUG_PATTERN: "ids are lowercase letters, digits, '-' and '_'",
+    documents.VIEW_NAME_PATTERN: "a view is referral.<name>, notes.<name> or statistics[.<name>]",
+}
+
+
+def _document_keys() -> frozenset[str]:
+    keys: set[str] = set()
+    for value in vars(documents).values():
+        if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel:
+            keys |= set(value.model_fields)
+    return frozenset(keys)
+
+
+_KNOWN_KEYS = _document_keys()
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementError:
+    """Why a file was refused: where (file, line, path) and what is wrong."""
+
+    file: str
+    line: int | None
+    reason: str
+    path: str = ""
+    agreement: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path + ': ' if self.path else ''}{self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAgreement:
+    """The outcome for one file: an agreement, or the errors that kept it out."""
+
+    agreement: Agreement | None
+    errors: list[AgreementError]
+    warnings: list[str]
+    agreement_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    policy_set: PolicySet
+    errors: list[AgreementError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def parse_agreement(
+    content: bytes,
+    source: str,
+    known_fields: frozenset[str] = REFERRAL_FIELDS,
+    known_agencies: Collection[str] | None = None,
+) -> ParsedAgreement:
+    """Parse and check one agreement file's bytes; `source` names it in messages."""
+    content_hash = hashlib.sha256(content).hexdigest()
+    try:
+        parsed = parse_yaml(content.decode("utf-8"))
+    except UnicodeDecodeError:
+        return ParsedAgreement(None, [AgreementError(source, None, "file is not UTF-8")], [], None)
+    except YamlSyntaxError as exc:
+        return ParsedAgreement(None, [AgreementError(source, exc.line, exc.reason)], [], None)
+    data = parsed.data
+    agreement_id = data.get("agreement") if isinstance(data, dict) else None
+    agreement_id = agreement_id if isinstance(agreement_id, str) else None
+
+    def error(path: tuple[str | int, ...], reason: str, line: int | None = None) -> AgreementError:
+        found = line if line is not None else parsed.line_of(path)
+        return AgreementError(source, found, reason, format_path(path), agreement_id)
+
+    if not isinstance(data, dict):
+        return ParsedAgreement(
+            None, [error((), "an agreement file must be a YAML mapping")], [], None
+        )
+    errors = [
+        error(path, f"duplicate key {name!r}", line)
+        for path, line, name in duplicate_keys(parsed.root)
+    ]
+    try:
+        document = AgreementDocument.model_validate(data)
+    except ValidationError as exc:
+        errors.extend(_validation_errors(exc, error))
+        return ParsedAgreement(None, errors, [], agreement_id)
+    builder = AgreementBuilder(document, known_fields, _as_set(known_agencies))
+    agreement = builder.build(content_hash, source)
+    warnings = []
+    for issue in builder.issues:
+        if issue.level == "error":
+            errors.append(error(issue.path, issue.reason))
+        else:
+            warnings.append(str(error(issue.path, issue.reason)))
+    if errors:
+        return ParsedAgreement(None, errors, warnings, agreement_id)
+    return ParsedAgreement(agreement, [], warnings, agreement_id)
+
+
+def _as_set(values: Collection[str] | None) -> frozenset[str] | None:
+    return None if values is None else frozenset(values)
+
+
+def _validation_errors(
+    exc: ValidationError, error: Callable[[tuple[str | int, ...], str], AgreementError]
+) -> list[AgreementError]:
+    found = []
+    for item in exc.errors():
+        path = tuple(p for p in item["loc"] if p != "[key]")
+        found.append(error(path, _reason(item)))
+    return found
+
+
+def _reason(item: ErrorDetails) -> str:
+    kind, loc = item["type"], item["loc"]
+    name = str(loc[-1]) if loc else ""
+    if kind == "missing":
+        return f"missing required field {name!r}{_REQUIRED_HINTS.get(name, '')}"
+    if kind == "extra_forbidden":
+        return f"unknown field {name!r}{did_you_mean(name, _KNOWN_KEYS)}"
+    if kind == "string_pattern_mismatch":
+        pattern = item.get("ctx", {}).get("pattern", "")
+        hint = _PATTERN_HINTS.get(pattern, f"expected pattern {pattern}")
+        return f"{item['input']!r} is not valid here: {hint}"
+    if kind == "too_short" and name == "purposes":
+        return "a permit needs at least one purpose"
+    message = str(item["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def load_agreements(
+    directory: str | Path,
+    known_fields: frozenset[str] = REFERRAL_FIELDS,
+    known_agencies: Collection[str] | None = None,
+) -> LoadResult:
+    """Load every *.yaml / *.yml in `directory` (not recursive); broken files stay out."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        missing = AgreementError(str(folder), None, "no such directory")
+        return LoadResult(PolicySet.of(()), [missing], [])
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    agreements: dict[str, Agreement] = {}
+    errors: list[AgreementError] = []
+    warnings: list[str] = []
+    for path in files:
+        outcome = parse_agreement(path.read_bytes(), str(path), known_fields, known_agencies)
+        warnings.extend(outcome.warnings)
+        errors.extend(outcome.errors)
+        agreement = outcome.agreement
+        if agreement is None:
+            continue
+        if agreement.id in agreements:
+            first = agreements[agreement.id].source
+            parsed = parse_yaml(path.read_text("utf-8"))
+            errors.append(
+                AgreementError(
+                    str(path),
+                    parsed.line_of(("agreement",)),
+                    f"duplicate agreement id {agreement.id!r}: already defined in {first}",
+                    "agreement",
+                    agreement.id,
+                )
+            )
+            continue
+        agreements[agreement.id] = agreement
+    return LoadResult(PolicySet.of(agreements.values()), errors, warnings)

@@ -1,0 +1,139 @@
+"""Compiled, immutable agreements: views, audiences, conditions, permits and denies."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from app.policy.duration import Duration, Retention
+from app.policy.vocabulary import RecordKind
+
+VIEW_KINDS: dict[str, RecordKind] = {
+    "referral": "referral",
+    "notes": "note",
+    "statistics": "statistics",
+}
+
+
+def view_kind(name: str) -> RecordKind:
+    """The record kind a view name applies to, from its prefix."""
+    return VIEW_KINDS[name.split(".", 1)[0]]
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What leaves: referral fields, note classifications or statistics dimensions."""
+
+    name: str
+    kind: RecordKind
+    items: frozenset[str]
+    special: frozenset[str] = frozenset()
+    min_cell: int | None = None
+
+    def covers(self, other: "View") -> bool:
+        return self.kind == other.kind and self.items >= other.items
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who a rule is for; None means the key is absent, an empty set matches no one."""
+
+    roles: frozenset[str] | None = None
+    sectors: frozenset[str] | None = None
+    agencies: frozenset[str] | None = None
+    relations: frozenset[str] | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return (
+            self.roles is None
+            and self.sectors is None
+            and self.agencies is None
+            and self.relations is None
+        )
+
+    def keys(self) -> dict[str, frozenset[str]]:
+        """The keys given, in the order they are checked."""
+        pairs = (
+            ("agencies", self.agencies),
+            ("sectors", self.sectors),
+            ("roles", self.roles),
+            ("relation", self.relations),
+        )
+        return {key: values for key, values in pairs if values is not None}
+
+
+Conditions = tuple[tuple[str, frozenset[str]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """A rule that grants `view` to `audience` for `purposes` when `when` holds."""
+
+    id: str
+    agreement_id: str
+    order: int
+    audience: Audience
+    view: View
+    purposes: frozenset[str]
+    when: Conditions
+    legal_basis: str
+    special_category_condition: str | None
+    retention: Retention
+    emergency_window: Duration | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    """A rule that cancels any disclosure of `items` (of `kind`) to its audience."""
+
+    id: str
+    agreement_id: str
+    order: int
+    audience: Audience
+    kind: RecordKind
+    items: frozenset[str]
+    view_label: str
+    purposes: frozenset[str] | None
+    when: Conditions
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """One agreement version as loaded from a file."""
+
+    id: str
+    version: int
+    title: str
+    effective_from: date
+    review_by: date
+    controller_contact: str
+    parties: tuple[str, ...]
+    purposes: Mapping[str, str]
+    views: Mapping[str, View]
+    permits: tuple[Permit, ...]
+    denies: tuple[Deny, ...]
+    emergency: Permit | None
+    statistics_min_cell: int
+    statistics_dimensions: frozenset[str]
+    content_hash: str
+    source: str
+    party_set: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "party_set", frozenset(self.parties))
+
+    def in_force(self, now: date) -> bool:
+        return self.effective_from <= now < self.review_by
+
+    @property
+    def all_permits(self) -> tuple[Permit, ...]:
+        """Permits in declaration order, the emergency permit last."""
+        return self.permits + ((self.emergency,) if self.emergency else ())
+
+    def declares(self, purpose: str) -> bool:
+        return purpose in self.purposes or (
+            self.emergency is not None and purpose in self.emergency.purposes
+        )
+
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.all_permits) + tuple(d.id for d in self.denies)

@@ -1,0 +1,171 @@
+"""Run the policy tests kept next to agreements and measure which rules they exercise."""
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.policy.decision import Caller, Decision, Record
+from app.policy.engine import decide
+from app.policy.policy_set import PolicySet
+from app.policy.vocabulary import RecordKind
+from app.policy.yaml_nodes import YamlSyntaxError, parse_yaml
+
+_KINDS: dict[str, RecordKind] = {"referral": "referral", "note": "note", "statistics": "statistics"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CallerSpec(_Strict):
+    agency: str
+    sector: str
+    roles: list[str] = []
+    relations: list[str] = []
+    client: str = "policy-test"
+
+
+class Expectation(_Strict):
+    decision: Literal["permit", "deny"]
+    view: str | None = None
+    rules: list[str] | None = None
+    reason: str | None = None
+    agreement: str | None = None
+
+
+class CaseSpec(_Strict):
+    name: str
+    caller: CallerSpec
+    purpose: str
+    record: dict[str, str] = {}
+    view: str | None = None
+    now: date | None = None
+    expect: Expectation
+
+
+class PolicyTestFile(_Strict):
+    agreement: str
+    now: date | None = None
+    cases: Annotated[list[CaseSpec], Field(min_length=1)]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFailure:
+    file: str
+    case: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.case}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class TestReport:
+    """Outcome of every case, and per agreement how often each rule decided a case."""
+
+    __test__: ClassVar[bool] = False  # not a pytest class
+
+    passed: int
+    failed: list[CaseFailure]
+    coverage: dict[str, dict[str, int]]
+    uncovered: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "failed": [{"file": f.file, "case": f.case, "message": f.message} for f in self.failed],
+            "coverage": self.coverage,
+            "uncovered": self.uncovered,
+        }
+
+
+def run_policy_tests(policy_set: PolicySet, tests_dir: str | Path) -> TestReport:
+    coverage = {a.id: {rule_id: 0 for rule_id in a.rule_ids()} for a in policy_set}
+    passed = 0
+    failed: list[CaseFailure] = []
+    folder = Path(tests_dir)
+    files = (
+        sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+        if folder.is_dir()
+        else []
+    )
+    for path in files:
+        spec, problem = _read(path)
+        if spec is None:
+            failed.append(CaseFailure(str(path), "-", problem))
+            continue
+        agreement = policy_set.get(spec.agreement)
+        if agreement is None:
+            failed.append(CaseFailure(str(path), "-", f"agreement {spec.agreement} is not loaded"))
+            continue
+        for case in spec.cases:
+            now = case.now or spec.now or agreement.effective_from
+            decision = decide(
+                policy_set,
+                _caller(case.caller),
+                case.purpose,
+                _record(case.record),
+                case.view,
+                now=now,
+            )
+            if decision.agreement_id in coverage:
+                hits = coverage[decision.agreement_id]
+                for rule_id in decision.rule_ids:
+                    hits[rule_id] = hits.get(rule_id, 0) + 1
+            mismatch = _mismatch(case.expect, decision)
+            if mismatch:
+                failed.append(CaseFailure(str(path), case.name, mismatch))
+            else:
+                passed += 1
+    uncovered = {
+        agreement_id: [rule_id for rule_id, hits in rules.items() if hits == 0]
+        for agreement_id, rules in coverage.items()
+    }
+    return TestReport(passed, failed, coverage, {k: v for k, v in uncovered.items() if v})
+
+
+def _read(path: Path) -> tuple[PolicyTestFile | None, str]:
+    try:
+        data = parse_yaml(path.read_text("utf-8")).data
+        return PolicyTestFile.model_validate(data), ""
+    except YamlSyntaxError as exc:
+        return None, f"line {exc.line}: {exc.reason}"
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return None, f"{where}: {first['msg']} ({exc.error_count()} problem(s))"
+
+
+def _caller(spec: CallerSpec) -> Caller:
+    return Caller(
+        spec.client, spec.agency, spec.sector, frozenset(spec.roles), frozenset(spec.relations)
+    )
+
+
+def _record(attributes: dict[str, str]) -> Record:
+    fields = dict(attributes)
+    kind = _KINDS.get(fields.pop("kind", "referral"), "referral")
+    return Record(kind, fields)
+
+
+def _mismatch(expect: Expectation, decision: Decision) -> str | None:
+    got = "permit" if decision.permit else "deny"
+    problems = []
+    if got != expect.decision:
+        problems.append(f"expected {expect.decision}, got {got} ({decision.reason})")
+    if expect.view is not None and decision.view != expect.view:
+        problems.append(f"expected view {expect.view}, got {decision.view}")
+    if expect.rules is not None and set(expect.rules) != set(decision.rule_ids):
+        problems.append(f"expected rules {sorted(expect.rules)}, got {sorted(decision.rule_ids)}")
+    if expect.reason is not None and expect.reason not in decision.reason:
+        problems.append(f"expected reason containing {expect.reason!r}, got {decision.reason!r}")
+    if expect.agreement is not None and decision.agreement_id != expect.agreement:
+        problems.append(f"expected agreement {expect.agreement}, got {decision.agreement_id}")
+    return "; ".join(problems) or None
