@@ -1,0 +1,181 @@
+"""The append API: every read and write path records its AuditEvent here, fail-closed."""
+
+# How callers use it
+# ------------------
+#     seq = state.audit.append(session, AuditEvent(...))
+#
+# The entry is written in the CALLER's transaction: for a write it commits with the change; for
+# a read the request's session commits before the response leaves (app.state.DbSession), so no
+# data is returned unless its entry is durable.  Any failure raises AuditUnavailable (503) and
+# the caller's transaction must be rolled back (the request's session does that).
+#
+# Appending locks the single audit_head row until the caller's transaction ends (FOR UPDATE on
+# PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers).  That is what keeps the
+# sequence free of gaps and forks across processes; call append late in the transaction so the
+# lock is held briefly.
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
+
+from app.audit import merkle, store
+from app.audit.checkpoints import CheckpointSigner
+from app.audit.events import AuditEvent, InvalidEvent, check_event, encode_details
+from app.audit.group_commit import GroupCommitter
+from app.audit.leaf import CLEAR_COLUMNS, clear_text, details_aad, leaf_bytes_many, to_us
+from app.audit.sealing import AuditSealer
+from app.crypto.envelope import BlindIndex
+from app.crypto.keyring import Keyring
+from app.db import utcnow
+from app.errors import ServiceUnavailable
+
+__all__ = ["AuditEvent", "AuditLog", "AuditUnavailable"]
+
+log = logging.getLogger("casebridge.audit")
+
+
+class AuditUnavailable(ServiceUnavailable):
+    """The log could not be written, so nothing may be disclosed or changed."""
+
+    slug = "audit-unavailable"
+    title = "Disclosure log unavailable"
+
+    def __init__(
+        self,
+        detail: str = "The disclosure log cannot be written; nothing was disclosed.",
+        **kw: Any,
+    ) -> None:
+        kw.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(detail, **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """An event checked and turned into what gets stored (all but seq, time and key)."""
+
+    clear: tuple[str | None, ...]  # the first nine clear columns
+    details: bytes
+
+
+class AuditLog:
+    """The disclosure log of one service: append entries, sign checkpoints."""
+
+    def __init__(self, keyring: Keyring, blind_index: BlindIndex, *, origin: str) -> None:
+        self.sealer = AuditSealer(keyring, blind_index)
+        self.signer = CheckpointSigner(keyring, origin)
+        self._committers: dict[Engine, GroupCommitter] = {}
+        self._committers_lock = threading.Lock()
+
+    @property
+    def origin(self) -> str:
+        return self.signer.origin
+
+    def append(self, session: Session, event: AuditEvent, *, now: datetime | None = None) -> int:
+        """Record one event in the caller's transaction; returns its sequence number."""
+        return self.append_many(session, [event], now=now)[0]
+
+    def append_many(
+        self, session: Session, events: Iterable[AuditEvent], *, now: datetime | None = None
+    ) -> list[int]:
+        """Record events in order in the caller's transaction; returns their sequence numbers."""
+        batch = list(events)
+        if not batch:
+            return []
+        try:
+            prepared = [self._prepare(event) for event in batch]
+            return self._write(session.connection(), prepared, now)
+        except AuditUnavailable:
+            raise
+        except Exception as exc:
+            # Type and reason only: the exception text may quote the details.
+            reason = str(exc) if isinstance(exc, InvalidEvent) else None
+            log.error(
+                "the disclosure log cannot be written",
+                extra={"error_type": type(exc).__name__, "reason": reason},
+            )
+            raise AuditUnavailable() from exc
+
+    def record(self, session: Session, event: AuditEvent, *, now: datetime | None = None) -> int:
+        """Append, durably before returning when the caller has no transaction of its own.
+
+        Inside a transaction this is ``append`` (durable when the caller commits).  Outside one
+        (CLI, background jobs, a read whose transaction has ended) the entry is committed now,
+        in one transaction with concurrent callers' entries (group commit), and this returns
+        only once that transaction has committed.
+        """
+        if session.in_transaction():
+            return self.append(session, event, now=now)
+        engine = session.get_bind()
+        if not isinstance(engine, Engine):  # a session bound to a connection has a transaction
+            return self.append(session, event, now=now)
+        with self._committers_lock:
+            committer = self._committers.get(engine)
+            if committer is None:
+                committer = self._committers[engine] = GroupCommitter(engine, self._append_batch)
+        return committer.submit(event, now)
+
+    def _append_batch(
+        self, session: Session, events: list[AuditEvent], now: datetime | None
+    ) -> list[int]:
+        return self.append_many(session, events, now=now)
+
+    def _prepare(self, event: AuditEvent) -> _Prepared:
+        check_event(event)
+        index = self.sealer.subject_index(event.subject_id) if event.subject_id else None
+        clear = (
+            event.event_type,
+            event.actor_agency or None,
+            event.recipient_agency or None,
+            event.purpose or None,
+            event.decision,
+            event.agreement_id or None,
+            event.rule_id or None,
+            index.digest if index else None,
+            index.key_id if index else None,
+        )
+        return _Prepared(clear, encode_details(event.details))
+
+    def _write(
+        self, conn: Connection, prepared: list[_Prepared], now: datetime | None
+    ) -> list[int]:
+        """Lock the head, seal, chain, hash and insert.  Tests replace this to inject faults."""
+        head = store.read_head(conn, lock=True)
+        key_id, material = self.sealer.sealing_key()
+        time_us = max(to_us(now or utcnow()), head.time_us)  # time never runs backwards
+        rows: list[tuple[Any, ...]] = []
+        prev = head.last_hash
+        for offset, item in enumerate(prepared):
+            seq = head.size + offset
+            clear = (*item.clear, key_id)
+            aad = details_aad(seq, time_us, clear_text(clear))
+            row = (seq, time_us, *clear, self.sealer.seal(material, item.details, aad), prev)
+            prev = merkle.leaf_hash(leaf_bytes_many((row,))[0])
+            rows.append((*row, prev))
+        hashes = [row[-1] for row in rows]
+        known = head.peak_nodes()
+        new_nodes = merkle.append_many(head.size, hashes, known.__getitem__)
+        known.update(((level, index), h) for level, index, h in new_nodes)
+        size = head.size + len(rows)
+        peaks = tuple(known[key] for key in store.peak_keys(size))
+        store.write(
+            conn,
+            [_row_dict(row) for row in rows],
+            new_nodes,
+            store.Head(size, prev, peaks, time_us),
+        )
+        return list(range(head.size, size))
+
+
+_ROW_KEYS = ("seq", "time_us", *CLEAR_COLUMNS, "details", "prev_hash", "leaf_hash")
+
+
+def _row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(_ROW_KEYS, row, strict=True))
