@@ -1,0 +1,1 @@
+"""Break the glass: time-limited, audited access when a life is at risk and no rule grants."""

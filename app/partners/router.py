@@ -1,0 +1,77 @@
+"""GET /v1/summaries: the incremental sync a civil-society partner runs every few minutes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from app import access, disclose
+from app.audit.events import EventType
+from app.auth.principal import CurrentPrincipal
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.partners import service
+from app.partners.schemas import SummaryPage
+from app.referrals.router import crypto
+from app.state import DbSession, State
+
+router = APIRouter(tags=["partners"])
+
+
+@router.get(
+    "/v1/summaries",
+    operation_id="sync_summaries",
+    response_model=SummaryPage,
+    responses={
+        304: {"description": "Nothing changed since the ETag you sent"},
+        400: {"description": "X-Purpose missing or not open to you"},
+        403: {"description": "Not a partner_reader"},
+    },
+)
+def sync_summaries(
+    request: Request,
+    session: DbSession,
+    state: State,
+    principal: CurrentPrincipal,
+    purpose: access.PurposeHeader = None,
+    justification: access.JustificationHeader = None,
+    updated_since: Annotated[datetime | None, Query(description="synced_at of your last sync.")] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=200)] = None,
+) -> Any:
+    now = state.clock()
+    policies = state.policies.current
+    ctx = disclose.ReadContext(principal, purpose or "", justification, request.state.request_id)
+    with disclose.denials_logged(state, session, ctx, {"summaries": "sync"}):
+        # A partner syncs what it holds no relation to: only relation-free grants count.
+        stated = access.require_purpose(policies, principal, purpose, now.date(), relations=frozenset())
+        since = updated_since if updated_since is None or updated_since.tzinfo else updated_since.astimezone()
+        result = service.sync(session, crypto(state), principal, stated, policies, now, since, cursor, limit)
+    ctx = disclose.ReadContext(principal, stated, justification, request.state.request_id)
+    notices = [
+        disclose.change_event(principal, EventType.withdrawal_notice, subject_id=subject_id or None,
+                              record_ids={"referral_id": referral_id}, request_id=ctx.request_id)
+        for referral_id, subject_id in result.newly_withdrawn
+    ]
+    if if_none_match is not None and if_none_match.strip() == result.etag:
+        disclose.log_reads(state, session, notices)
+        return Response(status_code=304, headers={"ETag": result.etag})
+    events = notices + [
+        disclose.read_event(
+            ctx, item.grant, owner_agency=item.referral.referring_agency, subject_id=item.referral.subject_id,
+            record_ids={"referral_id": item.referral.id}, fields=item.grant.fields,
+        )
+        for item in result.items
+    ]
+    disclose.log_reads(state, session, events)
+    service.remember(session, principal, result.items, now)
+    body = {
+        "items": [item.document for item in result.items],
+        "next_cursor": result.next_cursor,
+        "withdrawn": result.withdrawn,
+        "synced_at": now.isoformat(),
+    }
+    return JSONResponse(body, headers={"ETag": result.etag, "Cache-Control": "private, no-store"})

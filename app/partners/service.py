@@ -1,0 +1,131 @@
+"""Summaries for partners: what an agreement grants, projected, logged, and withdrawn when it stops."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from app import access
+from app.access import Grant
+from app.auth.principal import Principal
+from app.errors import Forbidden
+from app.partners.models import PartnerDisclosure
+from app.policy.decision import Decision
+from app.policy.policy_set import PolicySet
+from app.referrals import repository
+from app.referrals import service as referrals
+from app.referrals.models import Referral
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosed:
+    referral: Referral
+    grant: Grant
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Sync:
+    items: list[Disclosed]
+    next_cursor: str | None
+    withdrawn: list[str]
+    newly_withdrawn: list[tuple[str, str]]  # (referral id, subject id) noticed on this sync
+    etag: str
+
+
+def retain_until(decision: Decision, referral: Referral, today: date) -> date:
+    """The rule's retention, from disclosure or from closure; an open case counts from today."""
+    retention = decision.retention
+    if retention is None:
+        return today
+    anchor = today
+    if retention.anchor == "closed":
+        closed = next((h.at.date() for h in reversed(referral.history) if h.to_status == "closed"), None)
+        anchor = closed or today
+    result: date = retention.duration.add_to(anchor)
+    return result
+
+
+def sync(
+    session: Session, crypto: referrals.Crypto, principal: Principal, purpose: str, policies: PolicySet,
+    now: datetime, updated_since: datetime | None, cursor: str | None, limit: int,
+) -> Sync:
+    if "partner_reader" not in principal.roles:
+        raise Forbidden("Summaries are for partner_reader clients.", slug="access-denied")
+    today = now.date()
+    newly = _notice_withdrawals(session, principal, purpose, policies, now)
+    f = repository.ReferralFilter(updated_since=updated_since)
+    page, next_cursor = referrals.list_page(session, crypto, principal, purpose, f, cursor, limit, policies, today)
+    items = [
+        Disclosed(r, g, {**doc, "view": g.decision.view,
+                         "retain_until": retain_until(g.decision, r, today).isoformat()})
+        for r, g, doc in page
+    ]
+    withdrawn_query = select(PartnerDisclosure.referral_id).where(
+        PartnerDisclosure.agency_id == principal.agency_id, PartnerDisclosure.withdrawn_at.is_not(None)
+    )
+    if updated_since is not None:
+        withdrawn_query = withdrawn_query.where(PartnerDisclosure.withdrawn_at >= updated_since)
+    withdrawn = sorted(session.scalars(withdrawn_query)) if cursor is None else []
+    fingerprint = json.dumps(
+        [[d.referral.id, d.referral.version, d.document["retain_until"]] for d in items]
+        + [withdrawn, next_cursor, [a.content_hash for a in policies]],
+        separators=(",", ":"),
+    )
+    tag = '"' + hashlib.sha256(fingerprint.encode()).hexdigest()[:32] + '"'
+    return Sync(items, next_cursor, withdrawn, newly, tag)
+
+
+def remember(session: Session, principal: Principal, items: list[Disclosed], now: datetime) -> None:
+    """Note what this agency now holds, so a later withdrawal can be sent to it."""
+    if not items:
+        return
+    held = {
+        d.referral_id: d
+        for d in session.scalars(select(PartnerDisclosure).where(
+            PartnerDisclosure.agency_id == principal.agency_id,
+            PartnerDisclosure.referral_id.in_([i.referral.id for i in items]),
+        ))
+    }
+    for item in items:
+        row = held.get(item.referral.id)
+        if row is None:
+            session.add(PartnerDisclosure(
+                agency_id=principal.agency_id, referral_id=item.referral.id,
+                first_disclosed_at=now, last_disclosed_at=now, withdrawn_at=None,
+            ))
+        else:
+            row.last_disclosed_at = now
+            row.withdrawn_at = None
+    session.flush()
+
+
+def _notice_withdrawals(
+    session: Session, principal: Principal, purpose: str, policies: PolicySet, now: datetime
+) -> list[tuple[str, str]]:
+    """Held summaries whose referral changed (or vanished) and is no longer granted."""
+    rows = session.execute(
+        select(PartnerDisclosure, Referral)
+        .join(Referral, Referral.id == PartnerDisclosure.referral_id, isouter=True)
+        .where(
+            PartnerDisclosure.agency_id == principal.agency_id,
+            PartnerDisclosure.withdrawn_at.is_(None),
+            or_(Referral.id.is_(None), Referral.updated_at > PartnerDisclosure.last_disclosed_at),
+        )
+    ).all()
+    noticed = []
+    for held, referral in rows:
+        still = referral is not None and access.decide_referral(
+            policies, principal, referral, purpose, None, now.date()
+        ).permit
+        if not still:
+            held.withdrawn_at = now
+            noticed.append((held.referral_id, referral.subject_id if referral is not None else ""))
+    session.flush()
+    return noticed

@@ -1,0 +1,1 @@
+"""Aggregate statistics of referrals, protected by cell suppression."""
