@@ -1,0 +1,1 @@
+"""Retention: dates, legal holds, purge, its schedule, backups, and erasures that stay applied."""
