@@ -1,0 +1,61 @@
+"""Audit fixtures: a log without its background signer, direct database access for tampering."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings
+from app.state import AppState
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:  # audit_support, rfc9162_reference
+    sys.path.insert(0, _HERE)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """As the suite's, but checkpoints are signed on demand so tests control them."""
+    return Settings(
+        env="dev",  # type: ignore[arg-type]
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        keyring_path=tmp_path / "data" / "keyring.json",
+        auto_migrate=False,
+        seed_demo=False,
+        secret_hash_cost=10,
+        checkpoint_interval_seconds=0,
+    )
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[AppState]:
+    """The service's state without HTTP: the log, its keys and sessions."""
+    from app.bootstrap import build_state
+
+    state = build_state(settings)
+    yield state
+    state.engine.dispose()
+
+
+@pytest.fixture
+def app_client(settings: Settings) -> Iterator[object]:
+    """The app, started, with its log emptied of the start-up entry (tests count from zero)."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import inspect, text
+
+    from app.main import create_app
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        engine = client.app.state.cb.engine  # type: ignore[attr-defined]
+        tables = [t for t in inspect(engine).get_table_names() if t.startswith("audit_")]
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(f"TRUNCATE {', '.join(tables)}"))
+            else:
+                for table in tables:
+                    conn.execute(text(f"DELETE FROM {table}"))
+        yield client

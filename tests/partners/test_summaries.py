@@ -1,0 +1,166 @@
+"""Partners pull exactly the consented summaries granted to them, and learn when to delete them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from support.referrals import COORDINATOR, DOB, REFERRER, referral_body
+
+from app.audit.models import AuditEntry
+from app.state import AppState
+
+Auth = Callable[..., dict[str, str]]
+SYNC = {"X-Purpose": "service_provision"}
+PARTNER = "youth-ngo-reader"
+NAMES = ("Yasmin", "Haddad", "Omar", "Testperson", DOB, "2009", "555-0101", "Rue Example", "LB-778899",
+         "religion-marker", "narrative-marker")
+
+
+@pytest.fixture
+def network(post_referral: Callable[..., Any], move: Callable[..., Any]) -> dict[str, str]:
+    """Referrals in every situation a partner's sync must tell apart."""
+    ids = {}
+    ids["shared"] = post_referral()["id"]
+    move(ids["shared"], "triaged", "accepted")
+    ids["assigned"] = post_referral(subject=referral_body()["subject"] | {"given_name": "Omar", "identifiers": []})["id"]
+    move(ids["assigned"], "triaged", "accepted", "assigned")
+    ids["refused"] = post_referral(consent={"status": "refused", "legal_basis": "public_task"})["id"]
+    move(ids["refused"], "triaged", "accepted")
+    ids["submitted"] = post_referral()["id"]
+    ids["closed"] = post_referral()["id"]
+    move(ids["closed"], "triaged", "accepted", "closed")
+    return ids
+
+
+def sync(app_client: TestClient, auth: Auth, client_id: str = PARTNER, **params: Any) -> Any:
+    return app_client.get("/v1/summaries", params=params, headers=auth(client_id, **SYNC))
+
+
+class TestSummaries:
+    def test_a_partner_sees_exactly_the_consented_summaries_and_no_identifier(
+        self, app_client: TestClient, auth: Auth, network: dict[str, str], state: AppState
+    ) -> None:
+        for client_id in (PARTNER, "religious-council-reader"):
+            response = sync(app_client, auth, client_id)
+            assert response.status_code == 200
+            body = response.json()
+            assert {i["id"] for i in body["items"]} == {network["shared"], network["assigned"]}
+            for leaked in NAMES:
+                assert leaked not in response.text, leaked
+            for item in body["items"]:
+                assert set(item) == {"id", "subject", "concerns", "requested_services", "status", "view",
+                                     "retain_until"}
+                assert set(item["subject"]) == {"age_band", "district"}
+                assert item["view"] == "referral.summary"
+                assert date.fromisoformat(item["retain_until"]) == state.clock().date() + timedelta(days=90)
+
+    def test_every_summary_handed_out_is_a_disclosure_entry(
+        self, app_client: TestClient, auth: Auth, network: dict[str, str], state: AppState
+    ) -> None:
+        sync(app_client, auth)
+        with state.sessions() as session:
+            rows = session.scalars(select(AuditEntry).where(
+                AuditEntry.event_type == "disclosure", AuditEntry.recipient_agency == "youth-ngo-bridges"
+            )).all()
+        assert len(rows) == 2
+        assert {r.purpose for r in rows} == {"service_provision"}
+        assert {r.rule_id for r in rows} == {"partner-summary"}
+
+    def test_pages_newest_change_first_and_incremental(
+        self, app_client: TestClient, auth: Auth, network: dict[str, str], state: AppState, move: Callable[..., Any]
+    ) -> None:
+        first = sync(app_client, auth, limit=1).json()
+        assert [i["id"] for i in first["items"]] == [network["assigned"]]
+        second = sync(app_client, auth, limit=1, cursor=first["next_cursor"]).json()
+        assert [i["id"] for i in second["items"]] == [network["shared"]] and second["next_cursor"] is None
+        later = sync(app_client, auth, updated_since=first["synced_at"]).json()
+        assert later["items"] == []
+        move(network["shared"], ("assigned", {"agencies": ["city-social-services"]}))
+        changed = sync(app_client, auth, updated_since=first["synced_at"]).json()
+        assert [i["id"] for i in changed["items"]] == [network["shared"]]
+
+    def test_an_unchanged_page_is_a_cheap_304(
+        self, app_client: TestClient, auth: Auth, network: dict[str, str], state: AppState
+    ) -> None:
+        first = sync(app_client, auth)
+        tag = first.headers["etag"]
+        with state.sessions() as session:
+            before = len(session.scalars(select(AuditEntry.seq)).all())
+        again = app_client.get("/v1/summaries", headers=auth(PARTNER, **SYNC, **{"If-None-Match": tag}))
+        assert again.status_code == 304 and again.content == b""
+        with state.sessions() as session:
+            assert len(session.scalars(select(AuditEntry.seq)).all()) == before  # nothing handed out
+
+    def test_withdrawn_consent_reaches_the_partner_on_its_next_sync(
+        self, app_client: TestClient, auth: Auth, network: dict[str, str], state: AppState
+    ) -> None:
+        first = sync(app_client, auth).json()
+        assert network["shared"] in {i["id"] for i in first["items"]}
+        withdrawn = app_client.post(
+            f"/v1/referrals/{network['shared']}/consent",
+            json={"status": "withdrawn", "legal_basis": "public_task", "reason": "family asked"},
+            headers=auth(REFERRER),
+        )
+        assert withdrawn.status_code == 200
+        nxt = sync(app_client, auth, updated_since=first["synced_at"]).json()
+        assert nxt["withdrawn"] == [network["shared"]]
+        assert network["shared"] not in {i["id"] for i in nxt["items"]}
+        full = sync(app_client, auth).json()
+        assert full["withdrawn"] == [network["shared"]]
+        with state.sessions() as session:
+            notices = session.scalars(select(AuditEntry).where(AuditEntry.event_type == "withdrawal_notice")).all()
+        assert len(notices) == 1
+        other = sync(app_client, auth, "religious-council-reader").json()
+        assert other["withdrawn"] == []  # it never received it
+
+    def test_a_case_leaving_the_shared_statuses_is_withdrawn(
+        self, app_client: TestClient, auth: Auth, network: dict[str, str], move: Callable[..., Any]
+    ) -> None:
+        first = sync(app_client, auth).json()
+        move(network["assigned"], "closed")
+        nxt = sync(app_client, auth, updated_since=first["synced_at"]).json()
+        assert nxt["withdrawn"] == [network["assigned"]]
+
+    @pytest.mark.parametrize(
+        ("client_id", "purpose", "status"),
+        [(PARTNER, None, 400), (PARTNER, "statistics", 400), (PARTNER, "safeguarding_assessment", 400),
+         (COORDINATOR, "safeguarding_assessment", 403), ("national-statistics", "statistics", 403)],
+    )
+    def test_bad_requests_name_what_is_allowed(
+        self, app_client: TestClient, auth: Auth, network: dict[str, str], client_id: str, purpose: str | None,
+        status: int,
+    ) -> None:
+        headers = auth(client_id) if purpose is None else auth(client_id, **{"X-Purpose": purpose})
+        response = app_client.get("/v1/summaries", headers=headers)
+        assert response.status_code == status, response.text
+        if status == 400:
+            assert response.json()["purposes"] == ["service_provision"]
+        assert "items" not in response.json()
+
+
+def test_the_partner_example_runs_against_the_demo_network(
+    app_client: TestClient, demo: dict[str, Any], network: dict[str, str], tmp_path: Any
+) -> None:
+    from app.config import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("partner_sync", REPO_ROOT / "docs/examples/partner_sync.py")
+    assert spec and spec.loader
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    token = example.token(app_client, PARTNER, demo[PARTNER]["client_secret"])
+    store: dict[str, Any] = {}
+    example.sync(app_client, token, store)
+    assert set(store["summaries"]) == {network["shared"], network["assigned"]}
+    example.sync(app_client, token, store)  # 304 path
+    assert set(store["summaries"]) == {network["shared"], network["assigned"]}
+    json.dumps(store)
+    expired = {"x": {"retain_until": (datetime.now(UTC).date() - timedelta(days=1)).isoformat()}}
+    example.purge_expired(expired, datetime.now(UTC).date())
+    assert expired == {}

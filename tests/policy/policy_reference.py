@@ -1,0 +1,146 @@
+"""A naive reference for decide(): plain loops over every rule of every agreement, no index."""
+
+from dataclasses import dataclass
+from datetime import date
+
+from app.policy.decision import Caller, Record
+from app.policy.model import Agreement, Audience, Deny, Permit, View
+
+
+@dataclass(frozen=True)
+class Outcome:
+    permit: bool
+    view: str | None
+    rule_ids: tuple[str, ...]
+    agreement_id: str | None
+    reason_code: str
+
+
+def _key_matches(values: frozenset[str] | None, have: set[str]) -> bool:
+    if values is None:
+        return True
+    return any(value in have for value in values)
+
+
+def audience_matches(audience: Audience, caller: Caller, *, empty_means_everyone: bool) -> bool:
+    if (
+        audience.roles is None
+        and audience.sectors is None
+        and audience.agencies is None
+        and (audience.relations is None)
+    ):
+        return empty_means_everyone
+    return (
+        _key_matches(audience.agencies, {caller.agency_id})
+        and _key_matches(audience.sectors, {caller.sector})
+        and _key_matches(audience.roles, set(caller.roles))
+        and _key_matches(audience.relations, set(caller.relations))
+    )
+
+
+def _permit_conditions(permit: Permit, record: Record) -> bool:
+    for key, allowed in permit.when:
+        if key not in record.attributes or record.attributes[key] not in allowed:
+            return False
+    return True
+
+
+def _deny_conditions(deny: Deny, record: Record) -> bool:
+    for key, allowed in deny.when:
+        if key in record.attributes and record.attributes[key] not in allowed:
+            return False
+    return True
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> bool:
+    return any(item in b for item in a)
+
+
+def reference_decide(
+    agreements: list[Agreement],
+    caller: Caller,
+    purpose: str,
+    record: Record,
+    view: str | None,
+    now: date,
+) -> Outcome:
+    applicable = [
+        a
+        for a in sorted(agreements, key=lambda a: a.id)
+        if a.effective_from <= now < a.review_by and caller.agency_id in a.parties
+    ]
+    if not applicable:
+        return Outcome(False, None, (), None, "no_agreement")
+    declared = False
+    for a in applicable:
+        if purpose in a.purposes or (purpose == "emergency" and a.emergency is not None):
+            declared = True
+    if not declared:
+        return Outcome(False, None, (), None, "purpose_not_declared")
+
+    denies: list[Deny] = []
+    for a in applicable:
+        for d in a.denies:
+            if d.kind != record.kind:
+                continue
+            if d.purposes is not None and purpose not in d.purposes:
+                continue
+            if not audience_matches(d.audience, caller, empty_means_everyone=True):
+                continue
+            if not _deny_conditions(d, record):
+                continue
+            denies.append(d)
+    classification = record.attributes.get("classification")
+    if record.kind == "note":
+        for d in denies:
+            if classification in d.items:
+                return Outcome(False, view, (d.id,), d.agreement_id, "denied_by_rule")
+
+    requested: dict[str, View] = {}
+    if view is not None:
+        for a in applicable:
+            if view in a.views and a.views[view].kind == record.kind:
+                requested[a.id] = a.views[view]
+        if not requested:
+            return Outcome(False, view, (), None, "unknown_view")
+
+    options: list[tuple[str, View, Permit]] = []
+    blocked: list[View] = []
+    for a in applicable:
+        permits = list(a.permits)
+        if a.emergency is not None:
+            permits.append(a.emergency)
+        for p in permits:
+            if p.view.kind != record.kind or purpose not in p.purposes:
+                continue
+            if not audience_matches(p.audience, caller, empty_means_everyone=False):
+                continue
+            if not _permit_conditions(p, record):
+                continue
+            if view is None:
+                shown = p.view
+            else:
+                if a.id not in requested or not requested[a.id].items.issubset(p.view.items):
+                    continue
+                shown = requested[a.id]
+            if record.kind == "note":
+                if classification not in shown.items:
+                    continue
+            elif any(_overlap(d.items, shown.items) for d in denies):
+                blocked.append(shown)
+                continue
+            options.append((a.id, shown, p))
+    if options:
+        best_id, best_view, _ = sorted(options, key=lambda o: (-len(o[1].items), o[0], o[1].name))[
+            0
+        ]
+        rules = tuple(
+            p.id for aid, shown, p in options if aid == best_id and shown.name == best_view.name
+        )
+        return Outcome(True, best_view.name, rules, best_id, "permitted")
+    if record.kind != "note":
+        blocked.extend(requested.values())
+    for d in denies:
+        if any(_overlap(d.items, b.items) for b in blocked):
+            return Outcome(False, view, (d.id,), d.agreement_id, "denied_by_rule")
+    return Outcome(False, view, (), None, "no_rule")
