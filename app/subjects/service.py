@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.crypto.aead import DecryptionError
@@ -21,6 +21,8 @@ from app.vocabularies.catalog import age_band_for
 
 IDENTITY_CONTEXT = "subject.identity"
 IDENTIFIER_DOMAIN = "subject-identifier"
+# A request that lost the race to record a person sees the winner on its second look.
+LINK_ATTEMPTS = 3
 
 
 def new_subject_id() -> str:
@@ -44,12 +46,19 @@ def lookup_digests(blind: BlindIndex, data: SubjectIn) -> list[str]:
 
 
 def find_linked(session: Session, digests: list[str]) -> Subject | None:
+    """The subject an identifier links to, locked until the transaction ends.
+
+    The lock lets concurrent referrals about one person merge into its identity one after the
+    other, each reading what the previous one wrote (on SQLite, writers queue anyway).
+    """
     if not digests:
         return None
     subject_id = session.scalar(
         select(SubjectIdentifier.subject_id).where(SubjectIdentifier.digest.in_(digests)).limit(1)
     )
-    return session.get(Subject, subject_id) if subject_id else None
+    if subject_id is None:
+        return None
+    return session.get(Subject, subject_id, with_for_update=True, populate_existing=True)
 
 
 def data_key(envelope: Envelope, subject: Subject) -> DataKey:
@@ -64,42 +73,93 @@ def data_key(envelope: Envelope, subject: Subject) -> DataKey:
 def create_or_link(
     session: Session, envelope: Envelope, blind: BlindIndex, data: SubjectIn, now: datetime
 ) -> Subject:
-    """A new subject, or the existing one an identifier links to (its identity updated)."""
-    digests = identifier_digests(blind, data)
-    subject = find_linked(session, lookup_digests(blind, data))
+    """A new subject, or the existing one an identifier links to (its identity updated).
+
+    Two referrals about a new person may both find nobody linked. The identifier digests are
+    unique, so whichever request records them first records the person; the other drops the
+    subject it was about to create and links to that one instead.
+    """
+    # One order for every request, so two claiming the same digests never deadlock.
+    digests = sorted(set(identifier_digests(blind, data)))
     incoming = _identity_document(data)
-    if subject is None:
-        subject = Subject(id=new_subject_id(), created_at=now, updated_at=now)
-        key, wrapped = envelope.new_data_key(subject.id)
-        subject.wrapped_key, subject.kek_id = wrapped.wrapped, wrapped.kek_id
-        identity = incoming
-        session.add(subject)
-    else:
-        key = data_key(envelope, subject)
-        identity = _merge(read_identity(envelope, subject), incoming)
-        subject.updated_at = now
+    for _ in range(LINK_ATTEMPTS):
+        subject = find_linked(session, lookup_digests(blind, data))
+        if subject is not None:
+            _update(session, envelope, subject, data, incoming, now)
+            if _claim(session, blind, subject.id, digests):
+                # An identifier of this person already belongs to another subject record.
+                raise _concurrent_change()
+            return subject
+        try:
+            with session.begin_nested():
+                subject = _create(session, envelope, data, incoming, now)
+                if _claim(session, blind, subject.id, digests):
+                    raise _IdentifierTaken
+        except _IdentifierTaken:
+            continue  # the savepoint took the new subject with it: look again, and link
+        return subject
+    raise _concurrent_change()
+
+
+class _IdentifierTaken(Exception):
+    """Another request recorded one of the identifiers first."""
+
+
+def _concurrent_change() -> Conflict:
+    return Conflict(
+        "Another referral about the same person was being recorded at the same time; retry.",
+        slug="concurrent-change", headers={"Retry-After": "1"},
+    )
+
+
+def _create(session: Session, envelope: Envelope, data: SubjectIn, identity: dict[str, Any], now: datetime) -> Subject:
+    subject = Subject(id=new_subject_id(), created_at=now, updated_at=now)
+    key, wrapped = envelope.new_data_key(subject.id)
+    subject.wrapped_key, subject.kek_id = wrapped.wrapped, wrapped.kek_id
+    _seal(subject, key, identity, data, now)
+    session.add(subject)
+    session.flush()
+    return subject
+
+
+def _update(
+    session: Session, envelope: Envelope, subject: Subject, data: SubjectIn, incoming: dict[str, Any],
+    now: datetime,
+) -> None:
+    key = data_key(envelope, subject)
+    _seal(subject, key, _merge(read_identity(envelope, subject), incoming), data, now)
+    subject.updated_at = now
+    session.flush()
+
+
+def _seal(subject: Subject, key: DataKey, identity: dict[str, Any], data: SubjectIn, now: datetime) -> None:
     subject.identity = key.seal(json.dumps(identity).encode(), IDENTITY_CONTEXT)
     if data.date_of_birth is not None:
         subject.age_band = age_band_for(data.date_of_birth, now.date())
     if data.district is not None:
         subject.district = data.district
-    session.flush()
-    known = set(session.scalars(
-        select(SubjectIdentifier.digest).where(SubjectIdentifier.subject_id == subject.id)
-    ))
-    for digest in digests:
-        if digest not in known:
-            session.add(SubjectIdentifier(digest=digest, subject_id=subject.id, key_id=blind.key_id))
-            known.add(digest)
-    try:
-        session.flush()
-    except IntegrityError:
-        # Another request recorded the same identifier a moment ago: retrying links to it.
-        raise Conflict(
-            "Another referral about the same person was being recorded at the same time; retry.",
-            slug="concurrent-change", headers={"Retry-After": "1"},
-        ) from None
-    return subject
+
+
+def _claim(session: Session, blind: BlindIndex, subject_id: str, digests: list[str]) -> list[str]:
+    """Record the digests as the subject's; returns those another subject holds.
+
+    A digest already recorded is left alone (ON CONFLICT DO NOTHING), so no error aborts the
+    transaction. On PostgreSQL the insert waits for a transaction that has just inserted the
+    same digest, so the read that follows sees who holds it.
+    """
+    if not digests:
+        return []
+    dialect = postgresql if session.connection().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(SubjectIdentifier).on_conflict_do_nothing(index_elements=["digest"]),
+        [{"digest": d, "subject_id": subject_id, "key_id": blind.key_id} for d in digests],
+    )
+    holders = {
+        digest: holder for digest, holder in session.execute(
+            select(SubjectIdentifier.digest, SubjectIdentifier.subject_id).where(SubjectIdentifier.digest.in_(digests))
+        )
+    }
+    return [d for d in digests if holders.get(d) != subject_id]
 
 
 def read_identity(envelope: Envelope, subject: Subject) -> dict[str, Any]:
