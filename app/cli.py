@@ -97,22 +97,13 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Start the API server (migrates and seeds the demo network in dev)."""
-    import uvicorn
+    from app.serving import run_server
 
     try:
         settings = load_settings()
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-    )
+    run_server(host or settings.host, port or settings.port, workers)
 
 
 # -- db ----------------------------------------------------------------------------------
