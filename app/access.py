@@ -15,7 +15,7 @@ from app.policy.engine import decide, purposes_for
 from app.policy.policy_set import PolicySet
 from app.policy.reach import Reach, reach
 from app.policy.vocabulary import EMERGENCY_PURPOSE, RecordKind
-from app.referrals.models import Referral
+from app.referrals.snapshot import AnyReferral
 
 PurposeHeader = Annotated[
     str | None,
@@ -101,7 +101,7 @@ def require_purpose(
     return purpose
 
 
-def referral_relations(principal: Principal, referral: Referral) -> frozenset[str]:
+def referral_relations(principal: Principal, referral: AnyReferral) -> frozenset[str]:
     relations = set()
     if principal.agency_id == referral.referring_agency:
         relations |= {"owner", "referrer"}
@@ -110,12 +110,12 @@ def referral_relations(principal: Principal, referral: Referral) -> frozenset[st
     return frozenset(relations)
 
 
-def referral_attributes(referral: Referral) -> dict[str, str]:
+def referral_attributes(referral: AnyReferral) -> dict[str, str]:
     return {"consent": referral.consent_status, "status": referral.status, "risk_level": referral.risk_level}
 
 
 def decide_referral(
-    policies: PolicySet, principal: Principal, referral: Referral, purpose: str, view: str | None, today: date
+    policies: PolicySet, principal: Principal, referral: AnyReferral, purpose: str, view: str | None, today: date
 ) -> Decision:
     relations = referral_relations(principal, referral)
     record = Record("referral", referral_attributes(referral))
@@ -133,13 +133,13 @@ def grant_for(
 
 
 def referral_grant(
-    policies: PolicySet, principal: Principal, referral: Referral, purpose: str, view: str | None, today: date
+    policies: PolicySet, principal: Principal, referral: AnyReferral, purpose: str, view: str | None, today: date
 ) -> Grant:
     decision = decide_referral(policies, principal, referral, purpose, view, today)
     return grant_for(decision, principal, referral.referring_agency, purpose, referral.subject_id)
 
 
-def note_relations(principal: Principal, referral: Referral, author_agency: str) -> frozenset[str]:
+def note_relations(principal: Principal, referral: AnyReferral, author_agency: str) -> frozenset[str]:
     relations = set(referral_relations(principal, referral) - {"owner"})
     if principal.agency_id == author_agency:
         relations.add("owner")
@@ -147,7 +147,7 @@ def note_relations(principal: Principal, referral: Referral, author_agency: str)
 
 
 def decide_note(
-    policies: PolicySet, principal: Principal, referral: Referral, author_agency: str, classification: str,
+    policies: PolicySet, principal: Principal, referral: AnyReferral, author_agency: str, classification: str,
     purpose: str, today: date,
 ) -> Decision:
     record = Record("note", {**referral_attributes(referral), "classification": classification})

@@ -13,7 +13,7 @@ from app.crypto.envelope import BlindIndex, Envelope
 from app.crypto.keyring import open_keyring
 from app.crypto.reload import KeyringFile
 from app.crypto.secrets import hash_secret, new_client_secret
-from app.db import make_engine, make_sessionmaker, transaction
+from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, transaction
 from app.policy.loader import LoadResult
 from app.policy.store import PolicyStore
 from app.referrals.schemas import referral_field_paths
@@ -34,7 +34,7 @@ def build_state(settings: Settings, *, migrate_now: bool | None = None) -> AppSt
     )
     for notice in notices:
         log.info(notice)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, threads=settings.worker_threads)
     if settings.should_migrate if migrate_now is None else migrate_now:
         migrate.upgrade(engine)
     tokens = TokenService(
@@ -54,6 +54,7 @@ def build_state(settings: Settings, *, migrate_now: bool | None = None) -> AppSt
         keyring=keyring,
         engine=engine,
         sessions=make_sessionmaker(engine),
+        read_sessions=make_read_sessionmaker(engine),
         tokens=tokens,
         envelope=Envelope(keyring),
         blind_index=BlindIndex(keyring),

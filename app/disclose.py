@@ -78,18 +78,27 @@ def paths_of(document: Mapping[str, Any]) -> set[str]:
 
 
 def log_reads(state: AppState, session: Session, events: list[AuditEvent]) -> None:
-    """In the request's transaction, which commits before the response leaves (fail closed)."""
-    state.audit.append_many(session, events, now=state.clock())
+    """Durable before this returns or, in a writing session, with the request's commit.
+
+    A writing session appends in its own transaction, which commits before the response
+    leaves (app.state.DbSession).  A read-only session ends its snapshot and the entries are
+    committed now, with concurrent requests' entries (group commit).  Either way: fail closed.
+    """
+    state.audit.record_many(session, events, now=state.clock())
 
 
-def log_denial(
-    state: AppState, session: Session, ctx: ReadContext, *, reason: str, decision: Decision | None,
-    owner_agency: str | None, subject_id: str | None, record_ids: Mapping[str, Any],
-) -> None:
-    """A refusal is logged and committed on its own: whatever else the request did is undone first."""
+async def log_reads_async(state: AppState, session: Session, events: list[AuditEvent]) -> None:
+    """``log_reads`` for a handler on the event loop with a read-only session: durable on return."""
+    await state.audit.record_many_async(session, events, now=state.clock())
+
+
+def denial_event(
+    ctx: ReadContext, *, reason: str, decision: Decision | None, owner_agency: str | None,
+    subject_id: str | None, record_ids: Mapping[str, Any],
+) -> AuditEvent:
     details = ctx.details(record_ids=dict(record_ids), reason=reason,
                           **(decision_details(decision) if decision else {}))
-    event = AuditEvent(
+    return AuditEvent(
         event_type=EventType.denial.value,
         actor_agency=owner_agency,
         recipient_agency=ctx.principal.agency_id,
@@ -100,10 +109,6 @@ def log_denial(
         subject_id=subject_id,
         details=details,
     )
-    # One connection, not two: on SQLite a second writer would wait on this request's own lock.
-    session.rollback()
-    state.audit.append(session, event, now=state.clock())
-    session.commit()
 
 
 def change_event(
@@ -145,14 +150,30 @@ class denials_logged:  # noqa: N801 - used as a context manager, reads like a ph
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        event = self._denial(exc)
+        if event is not None:
+            self.session.rollback()
+            self.state.audit.record(self.session, event, now=self.state.clock())
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        """The same for a handler on the event loop with a read-only session."""
+        event = self._denial(exc)
+        if event is not None:
+            self.session.rollback()
+            await self.state.audit.record_many_async(self.session, [event], now=self.state.clock())
+
+    def _denial(self, exc: BaseException | None) -> AuditEvent | None:
         from app.access import AccessDenied
         from app.errors import AppError
 
         if not isinstance(exc, AppError) or exc.slug not in self.refusals:
-            return
+            return None
         denied = exc if isinstance(exc, AccessDenied) else None
-        log_denial(
-            self.state, self.session, self.ctx, reason=exc.detail,
+        return denial_event(
+            self.ctx, reason=exc.detail,
             decision=denied.decision if denied else None,
             owner_agency=denied.owner_agency if denied else None,
             subject_id=denied.subject_id if denied else None,

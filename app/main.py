@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
+
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         active = settings
         configure_logging(active.log_level)
+        to_thread.current_default_thread_limiter().total_tokens = active.worker_threads
         state = build_state(active)
         if not migrate.is_at_head(state.engine):
             state.engine.dispose()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
+from anyio import CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,6 +30,8 @@ class AppState:
     keyring: Keyring
     engine: Engine
     sessions: sessionmaker[Session]
+    # Units of work that only read (app.db.make_read_sessionmaker): no lock on SQLite.
+    read_sessions: sessionmaker[Session]
     tokens: TokenService
     envelope: Envelope
     blind_index: BlindIndex
@@ -46,27 +50,80 @@ def get_state(request: Request) -> AppState:
     return state
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work: committed before the response leaves, else rolled back."""
+async def state_dependency(request: Request) -> AppState:
+    """``get_state`` as a dependency: async, so FastAPI does not send it to a worker thread."""
+    return get_state(request)
+
+
+# Ending a unit of work (commit or roll back) runs in a worker thread of its own pool.  Were it
+# queued behind the next requests' handlers, each of which takes a pooled connection, a burst
+# of requests could hold every connection while the sessions that would free them wait their
+# turn: a stall until the pool times out.
+_FINISHERS = 4
+_finish_limiter: RunVar[CapacityLimiter] = RunVar("casebridge_finish_limiter")
+
+
+def _finisher() -> CapacityLimiter:
+    try:
+        return _finish_limiter.get()
+    except LookupError:
+        limiter = CapacityLimiter(_FINISHERS)
+        _finish_limiter.set(limiter)
+        return limiter
+
+
+def _commit_or_fail(session: Session) -> None:
+    try:
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        session.close()
+        # The response (case data included) is not sent: fail closed, and say so.
+        raise ServiceUnavailable(
+            "The change or its disclosure-log entry could not be stored; nothing was disclosed.",
+            headers={"Retry-After": "1"},
+        ) from None
+    session.close()
+
+
+def _roll_back(session: Session) -> None:
+    session.rollback()
+    session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's unit of work: committed before the response leaves, else rolled back.
+
+    Creating a session does no I/O: its connection is taken by the first query, in the
+    handler's worker thread.
+    """
     session = get_state(request).sessions()
     try:
         yield session
-        try:
-            session.commit()
-        except SQLAlchemyError:
-            # The response (case data included) is not sent: fail closed, and say so.
-            raise ServiceUnavailable(
-                "The change or its disclosure-log entry could not be stored; nothing was disclosed.",
-                headers={"Retry-After": "1"},
-            ) from None
     except BaseException:
-        session.rollback()
+        await to_thread.run_sync(_roll_back, session, limiter=_finisher())
         raise
+    await to_thread.run_sync(_commit_or_fail, session, limiter=_finisher())
+
+
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
+    """A read-only unit of work (no lock on SQLite; writes refused).
+
+    Its disclosure-log entries are committed by ``AuditLog.record_many`` inside the endpoint,
+    before the endpoint returns, so the fail-closed promise holds as for ``DbSession``.
+    """
+    session = get_state(request).read_sessions()
+    try:
+        yield session
     finally:
-        session.close()
+        if session.in_transaction():
+            await to_thread.run_sync(_roll_back, session, limiter=_finisher())
+        else:
+            session.close()  # no connection held: nothing to do but forget
 
 
-State = Annotated[AppState, Depends(get_state)]
+State = Annotated[AppState, Depends(state_dependency)]
 # scope="function": the commit happens before the response is sent, so nothing leaves
 # unless what the request wrote (its audit entry included) is durable.
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
+ReadSession = Annotated[Session, Depends(get_read_session, scope="function")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.agencies.models import Agency, ApiClient
@@ -36,6 +36,10 @@ def list_clients(
     return session.scalars(query).all()
 
 
+# Built once: every authenticated request runs it.
+_CLIENT_DISABLED = select(ApiClient.disabled).where(ApiClient.id == bindparam("client_id"))
+
+
 def client_is_enabled(session: Session, client_id: str) -> bool:
-    disabled = session.scalar(select(ApiClient.disabled).where(ApiClient.id == client_id))
+    disabled = session.connection().execute(_CLIENT_DISABLED, {"client_id": client_id}).scalar()
     return disabled is False

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -30,12 +32,12 @@ WriteBatch = Callable[[Session, list[AuditEvent], datetime | None], list[int]]
 
 @dataclass(eq=False)
 class _Pending:
-    event: AuditEvent
+    events: list[AuditEvent]
     now: datetime | None
     wake: threading.Event = field(default_factory=threading.Event)
     leader: bool = False
     done: bool = False
-    seq: int = -1
+    seqs: list[int] = field(default_factory=list)
     error: BaseException | None = None
 
 
@@ -52,7 +54,11 @@ class GroupCommitter:
 
     def submit(self, event: AuditEvent, now: datetime | None) -> int:
         """Append one event; returns its seq once the transaction holding it has committed."""
-        pending = _Pending(event, now)
+        return self.submit_many([event], now)[0]
+
+    def submit_many(self, events: list[AuditEvent], now: datetime | None) -> list[int]:
+        """Append events, in order and together; their seqs once their transaction has committed."""
+        pending = _Pending(list(events), now)
         with self._lock:
             self._queue.append(pending)
             self._lock.notify()
@@ -67,7 +73,17 @@ class GroupCommitter:
                 pending.wake.clear()
         if pending.error is not None:
             raise pending.error
-        return pending.seq
+        return pending.seqs
+
+    def _take_batch(self) -> tuple[list[_Pending], list[_Pending]]:
+        """The callers of the next transaction (at least one), holding MAX_BATCH events at most."""
+        taken, events = 0, 0
+        for p in self._queue:
+            if taken and events + len(p.events) > MAX_BATCH:
+                break
+            taken += 1
+            events += len(p.events)
+        return self._queue[:taken], self._queue[taken:]
 
     def _lead(self) -> None:
         with self._lock:
@@ -75,13 +91,15 @@ class GroupCommitter:
             deadline = time.monotonic() + GATHER_SECONDS
             while len(self._queue) < wanted and (left := deadline - time.monotonic()) > 0:
                 self._lock.wait(left)
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            batch, self._queue = self._take_batch()
             self._last_batch = len(batch)
         try:
             with Session(self.engine) as session, session.begin():
-                seqs = self.write(session, [p.event for p in batch], batch[0].now)
-            for p, seq in zip(batch, seqs, strict=True):
-                p.seq = seq
+                seqs = self.write(session, [e for p in batch for e in p.events], batch[0].now)
+            start = 0
+            for p in batch:
+                p.seqs = seqs[start : start + len(p.events)]
+                start += len(p.events)
         except BaseException as exc:  # noqa: BLE001 - every caller of the batch must see it
             for p in batch:
                 p.error = exc
@@ -96,3 +114,73 @@ class GroupCommitter:
                 successor.wake.set()
             else:
                 self._busy = False
+
+
+class AsyncGroupCommitter:
+    """Group commit for callers on an event loop: they await, a committer thread writes.
+
+    Handlers that run on the event loop (the hot read paths) must not block it on a commit
+    and its fsync.  They hand their events to this committer and await a future; one thread
+    per process writes whatever has queued meanwhile in one transaction, commits, and only
+    then resolves each future (or fails it, when the transaction fails: fail closed).  While
+    it commits, the next batch gathers, so the batch grows with the load by itself.
+    """
+
+    def __init__(self, engine: Engine, write: WriteBatch) -> None:
+        self.engine = engine
+        self.write = write
+        self._lock = threading.Condition()
+        self._queue: list[tuple[list[AuditEvent], datetime | None, asyncio.Future[list[int]]]] = []
+        self._thread: threading.Thread | None = None
+
+    async def submit_many(self, events: list[AuditEvent], now: datetime | None) -> list[int]:
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._queue.append((list(events), now, future))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="audit-group-commit", daemon=True)
+                self._thread.start()
+            self._lock.notify()
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue:
+                    if not self._lock.wait(timeout=30):
+                        self._thread = None  # idle: a later submit starts a new one
+                        return
+                batch, taken = [], 0
+                while self._queue and (not batch or taken + len(self._queue[0][0]) <= MAX_BATCH):
+                    item = self._queue.pop(0)
+                    batch.append(item)
+                    taken += len(item[0])
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[list[AuditEvent], datetime | None, asyncio.Future[list[int]]]]) -> None:
+        try:
+            with Session(self.engine) as session, session.begin():
+                seqs = self.write(session, [e for events, _, _ in batch for e in events], batch[0][1])
+        except BaseException as exc:  # noqa: BLE001 - every caller of the batch must see it
+            for _, _, future in batch:
+                _settle(future, error=exc)
+            return
+        start = 0
+        for events, _, future in batch:
+            _settle(future, result=seqs[start : start + len(events)])
+            start += len(events)
+
+
+def _settle(
+    future: asyncio.Future[list[int]], *, result: list[int] | None = None, error: BaseException | None = None
+) -> None:
+    def apply() -> None:
+        if future.done():  # the caller went away (cancelled): its entries are written anyway
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or [])
+
+    with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
+        future.get_loop().call_soon_threadsafe(apply)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from app.audit import merkle, store
 from app.audit.checkpoints import CheckpointSigner
 from app.audit.events import AuditEvent, InvalidEvent, check_event, encode_details
-from app.audit.group_commit import GroupCommitter
+from app.audit.group_commit import AsyncGroupCommitter, GroupCommitter
 from app.audit.leaf import CLEAR_COLUMNS, clear_text, details_aad, leaf_bytes_many, to_us
 from app.audit.sealing import AuditSealer
 from app.crypto.envelope import BlindIndex
@@ -72,6 +72,7 @@ class AuditLog:
         self.sealer = AuditSealer(keyring, blind_index)
         self.signer = CheckpointSigner(keyring, origin)
         self._committers: dict[Engine, GroupCommitter] = {}
+        self._async_committers: dict[Engine, AsyncGroupCommitter] = {}
         self._committers_lock = threading.Lock()
 
     @property
@@ -111,16 +112,64 @@ class AuditLog:
         in one transaction with concurrent callers' entries (group commit), and this returns
         only once that transaction has committed.
         """
-        if session.in_transaction():
-            return self.append(session, event, now=now)
-        engine = session.get_bind()
+        return self.record_many(session, [event], now=now)[0]
+
+    def record_many(
+        self, session: Session, events: Iterable[AuditEvent], *, now: datetime | None = None
+    ) -> list[int]:
+        """``record`` for several events, kept together and in order."""
+        batch = list(events)
+        if not batch:
+            return []
+        read_only = bool(session.info.get("read_only"))
+        if session.in_transaction() and not read_only:
+            return self.append_many(session, batch, now=now)
+        # A read-only session (app.db.make_read_sessionmaker) cannot write: its entries go
+        # through the engine it names, after its snapshot has ended.
+        engine = session.info.get("write_engine") if read_only else session.get_bind()
+        if read_only and session.in_transaction():
+            session.commit()  # nothing to write: this ends the snapshot and frees the connection
         if not isinstance(engine, Engine):  # a session bound to a connection has a transaction
-            return self.append(session, event, now=now)
+            return self.append_many(session, batch, now=now)
         with self._committers_lock:
             committer = self._committers.get(engine)
             if committer is None:
                 committer = self._committers[engine] = GroupCommitter(engine, self._append_batch)
-        return committer.submit(event, now)
+        self._check_all(batch)
+        return committer.submit_many(batch, now)
+
+    async def record_many_async(
+        self, session: Session, events: Iterable[AuditEvent], *, now: datetime | None = None
+    ) -> list[int]:
+        """``record_many`` for a handler on the event loop with a read-only session.
+
+        The session's snapshot ends first; the entries are committed by this process's
+        committer thread with whatever else is queued, and this returns once they are durable.
+        """
+        batch = list(events)
+        if not batch:
+            return []
+        if not session.info.get("read_only"):
+            raise TypeError("record_many_async takes a read-only session (app.db.make_read_sessionmaker)")
+        engine = session.info["write_engine"]
+        if session.in_transaction():
+            session.commit()  # nothing to write: this ends the snapshot and frees the connection
+        self._check_all(batch)
+        with self._committers_lock:
+            committer = self._async_committers.get(engine)
+            if committer is None:
+                committer = self._async_committers[engine] = AsyncGroupCommitter(engine, self._append_batch)
+        return await committer.submit_many(batch, now)
+
+    @staticmethod
+    def _check_all(batch: list[AuditEvent]) -> None:
+        try:
+            for event in batch:
+                check_event(event)  # a malformed event fails its own caller, not the whole batch
+        except InvalidEvent as exc:
+            log.error("the disclosure log cannot be written",
+                      extra={"error_type": type(exc).__name__, "reason": str(exc)})
+            raise AuditUnavailable() from exc
 
     def _append_batch(
         self, session: Session, events: list[AuditEvent], now: datetime | None

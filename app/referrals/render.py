@@ -7,15 +7,14 @@ from typing import Any
 from app.crypto.aead import DecryptionError
 from app.crypto.envelope import Envelope
 from app.errors import IntegrityFailure
-from app.referrals.models import Referral
 from app.referrals.schemas import IDENTITY_FIELDS, SCHEMA_ID
+from app.referrals.snapshot import AnyReferral, AnySubject
 from app.subjects import service as subjects
-from app.subjects.models import Subject
 
 _IDENTITY_PATHS = frozenset(f"subject.{name}" for name in IDENTITY_FIELDS)
 
 
-def _history(referral: Referral) -> list[dict[str, Any]]:
+def _history(referral: AnyReferral) -> list[dict[str, Any]]:
     return [
         {
             "from_status": h.from_status, "status": h.to_status, "at": h.at.isoformat(),
@@ -51,7 +50,7 @@ _PLAIN: dict[str, Any] = {
 
 
 def render_referral(
-    referral: Referral, subject: Subject, envelope: Envelope, fields: frozenset[str]
+    referral: AnyReferral, subject: AnySubject, envelope: Envelope, fields: frozenset[str]
 ) -> dict[str, Any]:
     """The referral document restricted to `fields`; nothing outside them is even decrypted."""
     document: dict[str, Any] = {"id": referral.id}
@@ -78,7 +77,7 @@ def render_referral(
     return document
 
 
-def _narrative(referral: Referral, subject: Subject, envelope: Envelope) -> str | None:
+def _narrative(referral: AnyReferral, subject: AnySubject, envelope: Envelope) -> str | None:
     from app.referrals.service import NARRATIVE_CONTEXT
 
     if referral.narrative is None:
@@ -90,7 +89,7 @@ def _narrative(referral: Referral, subject: Subject, envelope: Envelope) -> str 
         raise IntegrityFailure("A stored record failed its integrity check; nothing was disclosed.") from None
 
 
-def render_status(referral: Referral, fields: frozenset[str]) -> dict[str, Any]:
+def render_status(referral: AnyReferral, fields: frozenset[str]) -> dict[str, Any]:
     document: dict[str, Any] = {"id": referral.id}
     for name, getter in _PLAIN.items():
         if name in fields:

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from app import access, disclose, idempotency
 from app.audit.events import AuditEvent, EventType
-from app.auth.principal import CurrentPrincipal
+from app.auth.principal import Caller, CurrentPrincipal, Principal
 from app.errors import Forbidden
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.policy.vocabulary import EMERGENCY_PURPOSE
@@ -25,7 +26,7 @@ from app.referrals.schemas import (
     TransitionIn,
 )
 from app.retention.dates import RetentionRules
-from app.state import AppState, DbSession, State
+from app.state import AppState, DbSession, ReadSession, State
 
 router = APIRouter(tags=["referrals"])
 PURPOSE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -116,42 +117,48 @@ def create_referral(
     response_model_exclude_unset=True,
     responses=PURPOSE_ERRORS,
 )
-def get_referral(
+async def get_referral(
     request: Request,
-    session: DbSession,
+    session: ReadSession,
     state: State,
-    principal: CurrentPrincipal,
+    caller: Caller,
     referral_id: str,
     purpose: access.PurposeHeader = None,
     justification: access.JustificationHeader = None,
     view: ViewParam = None,
 ) -> Any:
+    # On the event loop, not in a worker thread: the read is a few indexed statements, and
+    # the log entry is awaited from the committer thread (group commit), so the loop is never
+    # held by a commit.  Thread hops and their GIL hand-offs cost more than the read itself.
+    principal = caller.confirm(session)
     if state.settings.bench_bare_reads and request.headers.get("X-Bench-Bare") == "1":
         # bench/load.py's baseline: the same read and projection with no purpose, policy or log.
         # The setting is refused in prod (app/config.py), so this never runs there.
-        referral = service.load(session, referral_id)
-        document = service.render_for_owner(session, crypto(state), referral)
-        return _referral_response(document, 200, service.etag(referral))
+        snap, document = service.read_in_full(session, crypto(state), referral_id)
+        session.commit()
+        return _referral_response(document, 200, service.etag(snap))
     policies, now = state.policies.current, state.clock()
     ctx = disclose.ReadContext(principal, purpose or "", justification, request.state.request_id)
-    with disclose.denials_logged(state, session, ctx, {"referral_id": referral_id}):
+    async with disclose.denials_logged(state, session, ctx, {"referral_id": referral_id}):
         stated = access.require_purpose(policies, principal, purpose, now.date(), allow_emergency=True)
         if stated == EMERGENCY_PURPOSE:
-            return _emergency_read(request, session, state, principal, referral_id, ctx)
-        referral, grant, document = service.read(
-            session, crypto(state), principal, referral_id, stated, policies, view, now.date()
-        )
-    disclose.log_reads(state, session, [disclose.read_event(
-        ctx, grant, owner_agency=referral.referring_agency, subject_id=referral.subject_id,
-        record_ids={"referral_id": referral.id}, fields=grant.fields,
-    )])
-    return _referral_response(document, 200, service.etag(referral), **_grant_headers(grant))
+            document, tag, headers, event = _emergency_read(session, state, principal, referral_id, ctx)
+        else:
+            referral, grant, document = service.read(
+                session, crypto(state), principal, referral_id, stated, policies, view, now.date()
+            )
+            tag, headers = service.etag(referral), _grant_headers(grant)
+            event = disclose.read_event(
+                ctx, grant, owner_agency=referral.referring_agency, subject_id=referral.subject_id,
+                record_ids={"referral_id": referral.id}, fields=grant.fields,
+            )
+    await disclose.log_reads_async(state, session, [event])
+    return _referral_response(document, 200, tag, **headers)
 
 
 def _emergency_read(
-    request: Request, session: DbSession, state: AppState, principal: Any, referral_id: str,
-    ctx: disclose.ReadContext,
-) -> Any:
+    session: Session, state: AppState, principal: Principal, referral_id: str, ctx: disclose.ReadContext,
+) -> tuple[dict[str, Any], str, dict[str, str], AuditEvent]:
     """A read under an active emergency grant: the grant's view only, logged and flagged."""
     from app.emergency import service as emergency
 
@@ -164,16 +171,15 @@ def _emergency_read(
             slug="access-denied",
         )
     document = service.render_fields(session, crypto(state), referral, frozenset(grant.fields))
-    disclose.log_reads(state, session, [AuditEvent(
+    event = AuditEvent(
         event_type=EventType.emergency_read.value, actor_agency=referral.referring_agency,
         recipient_agency=principal.agency_id, purpose=EMERGENCY_PURPOSE, decision="permit",
         agreement_id=grant.agreement_id, rule_id="emergency", subject_id=referral.subject_id,
         details=ctx.details(record_ids={"referral_id": referral.id, "grant_id": grant.id},
                             fields=sorted(grant.fields), view=grant.view, flagged=True,
                             grant_expires_at=grant.expires_at.isoformat()),
-    )])
-    return _referral_response(document, 200, service.etag(referral), **{
-        "X-Granted-View": grant.view, "X-Emergency-Grant": grant.id})
+    )
+    return document, service.etag(referral), {"X-Granted-View": grant.view, "X-Emergency-Grant": grant.id}, event
 
 
 @router.get(
@@ -184,9 +190,9 @@ def _emergency_read(
 )
 def list_referrals(
     request: Request,
-    session: DbSession,
+    session: ReadSession,
     state: State,
-    principal: CurrentPrincipal,
+    caller: Caller,
     purpose: access.PurposeHeader = None,
     justification: access.JustificationHeader = None,
     status_: Annotated[list[str], Query(alias="status", max_length=10)] = [],  # noqa: B006
@@ -196,6 +202,7 @@ def list_referrals(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Any:
+    principal = caller.confirm(session)
     policies, today = state.policies.current, state.clock().date()
     ctx = disclose.ReadContext(principal, purpose or "", justification, request.state.request_id)
     with disclose.denials_logged(state, session, ctx, {"referrals": "list"}):

@@ -25,7 +25,7 @@ from app.errors import (
 )
 from app.pagination import decode_cursor, encode_cursor
 from app.policy.policy_set import PolicySet
-from app.referrals import repository
+from app.referrals import repository, snapshot
 from app.referrals.lifecycle import Actor, Status, actors_for, allowed_targets, targets_for
 from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
 from app.referrals.render import render_referral
@@ -37,6 +37,7 @@ from app.referrals.schemas import (
     TransitionIn,
     referral_field_paths,
 )
+from app.referrals.snapshot import ReferralSnapshot
 from app.retention import dates as retention_dates
 from app.retention import tombstones
 from app.subjects import service as subjects
@@ -58,7 +59,7 @@ def new_referral_id() -> str:
     return "ref_" + secrets.token_urlsafe(12)
 
 
-def etag(referral: Referral) -> str:
+def etag(referral: Referral | ReferralSnapshot) -> str:
     return f'"{referral.id}.v{referral.version}"'
 
 
@@ -201,12 +202,16 @@ def load(session: Session, referral_id: str, *, for_update: bool = False) -> Ref
 def read(
     session: Session, crypto: Crypto, principal: Principal, referral_id: str, purpose: str,
     policies: PolicySet, view: str | None, today: date,
-) -> tuple[Referral, access.Grant, dict[str, Any]]:
-    referral = load(session, referral_id)
+) -> tuple[ReferralSnapshot, access.Grant, dict[str, Any]]:
+    referral = snapshot.load(session, referral_id)
     grant = access.referral_grant(policies, principal, referral, purpose, view, today)
-    subject = session.get(Subject, referral.subject_id)
-    assert subject is not None
-    return referral, grant, render_referral(referral, subject, crypto.envelope, grant.fields)
+    return referral, grant, render_referral(referral, referral.subject, crypto.envelope, grant.fields)
+
+
+def read_in_full(session: Session, crypto: Crypto, referral_id: str) -> tuple[ReferralSnapshot, dict[str, Any]]:
+    """Every field, no decision: only for bench/load.py's baseline (see app.config.bench_bare_reads)."""
+    referral = snapshot.load(session, referral_id)
+    return referral, render_referral(referral, referral.subject, crypto.envelope, ALL_FIELDS)
 
 
 def _after(cursor: str | None) -> tuple[datetime, str] | None:

@@ -1,0 +1,147 @@
+"""A referral as the read path needs it: three statements, plain rows, no ORM identity map.
+
+Reading one referral through the ORM took seven statements (tombstone, referral, history,
+assignments, subject …) and most of a read's time went into the ORM's bookkeeping around
+them.  A snapshot is what `render_referral` and the access decision look at, nothing more:
+the referral's columns, its subject's sealed columns, its lifecycle and its assignments.
+It is immutable and detached: it cannot be changed and written back by mistake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy.orm import Session
+
+from app.errors import Gone, NotFound
+from app.referrals.models import Assignment, Referral, StatusChange
+from app.retention import tombstones
+from app.retention.models import Tombstone
+from app.subjects.models import Subject
+
+_referrals = cast(Table, Referral.__table__)
+_subjects = cast(Table, Subject.__table__)
+_history = cast(Table, StatusChange.__table__)
+_assignments = cast(Table, Assignment.__table__)
+_tombstones = cast(Table, Tombstone.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectSnapshot:
+    id: str
+    wrapped_key: bytes | None
+    kek_id: str | None
+    identity: bytes | None
+    age_band: str | None
+    district: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusStep:
+    from_status: str | None
+    to_status: str
+    at: datetime
+    by_agency: str
+    reason: str | None
+    outcome: str | None
+    agencies: list[str]
+    to_network: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralSnapshot:
+    id: str
+    schema_id: str
+    subject_id: str
+    referring_agency: str
+    referring_person: str | None
+    concerns: list[str]
+    vulnerability_factors: list[str]
+    protective_factors: list[str]
+    risk_level: str
+    urgency: str
+    consent: dict[str, Any]
+    consent_status: str
+    requested_services: list[str]
+    intervention_type: str | None
+    narrative: bytes | None
+    do_not_contact: bool
+    code_system: str | None
+    original_codes: dict[str, Any]
+    status: str
+    outcome: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    subject: SubjectSnapshot
+    history: tuple[StatusStep, ...]
+    assigned_agencies: list[str]
+
+
+_REFERRAL_FIELDS = [f for f in ReferralSnapshot.__dataclass_fields__ if f not in ("subject", "history",
+                                                                                  "assigned_agencies")]
+_SUBJECT_FIELDS = list(SubjectSnapshot.__dataclass_fields__)
+_STEP_FIELDS = list(StatusStep.__dataclass_fields__)
+
+# Built once: building a statement costs more than running it on this path.
+_MAIN = (
+    select(
+        *(_referrals.c[name] for name in _REFERRAL_FIELDS),
+        *(_subjects.c[name].label(f"subject__{name}") for name in _SUBJECT_FIELDS),
+        _tombstones.c.reason.label("tombstone_reason"),
+        _tombstones.c.at.label("tombstone_at"),
+    )
+    .join(_subjects, _subjects.c.id == _referrals.c.subject_id)
+    .outerjoin(_tombstones, _tombstones.c.record_id == _referrals.c.id)
+    .where(_referrals.c.id == bindparam("referral_id"))
+)
+_HISTORY = (
+    select(*(_history.c[name] for name in _STEP_FIELDS))
+    .where(_history.c.referral_id == bindparam("referral_id"))
+    .order_by(_history.c.id)
+)
+_ASSIGNED = (
+    select(_assignments.c.agency_id)
+    .where(_assignments.c.referral_id == bindparam("referral_id"))
+    .order_by(_assignments.c.agency_id)
+)
+_TOMBSTONE = select(_tombstones.c.reason, _tombstones.c.at).where(_tombstones.c.record_id == bindparam("referral_id"))
+
+
+def load(session: Session, referral_id: str) -> ReferralSnapshot:
+    """The referral, or 410 if it was purged or erased (even while its rows await deletion), or 404."""
+    conn = session.connection()
+    params = {"referral_id": referral_id}
+    row = conn.execute(_MAIN, params).first()
+    if row is None or row.tombstone_reason is not None:
+        _refuse(conn, row, params)
+    history = tuple(StatusStep(*step) for step in conn.execute(_HISTORY, params))
+    assigned = list(conn.execute(_ASSIGNED, params).scalars())
+    return _snapshot(row, history, assigned)
+
+
+def _refuse(conn: Connection, row: Any, params: dict[str, str]) -> None:
+    gone = (row.tombstone_reason, row.tombstone_at) if row is not None else conn.execute(_TOMBSTONE, params).first()
+    if gone is None:
+        raise NotFound("No such referral.")
+    reason, at = gone
+    past = tombstones.PAST[reason]
+    raise Gone(f"This referral was {past} on {at.date().isoformat()}.", slug=f"referral-{past}")
+
+
+def _snapshot(row: Any, history: Sequence[StatusStep], assigned: list[str]) -> ReferralSnapshot:
+    values = row._mapping
+    subject = SubjectSnapshot(*(values[f"subject__{name}"] for name in _SUBJECT_FIELDS))
+    return ReferralSnapshot(
+        *(values[name] for name in _REFERRAL_FIELDS),
+        subject=subject, history=tuple(history), assigned_agencies=assigned,
+    )
+
+
+AnyReferral = Referral | ReferralSnapshot
+"""What projection and decisions accept: a loaded ORM referral or a snapshot."""
+AnySubject = Subject | SubjectSnapshot
