@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
-
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
