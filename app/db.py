@@ -99,6 +99,7 @@ def make_engine(url: str, *, threads: int = 16, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         writers = WriterQueue(_sqlite_path(url))
+        _release_after_end(engine.dialect, writers)
 
         @event.listens_for(engine, "checkin")
         def _writer_done(_dbapi_conn: Any, record: Any) -> None:
@@ -162,6 +163,38 @@ class WriterQueue:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._mutex.release()
+
+
+def _release_after_end(dialect: Dialect, writers: WriterQueue) -> None:
+    """Hand the turn on as soon as a transaction has committed or rolled back.
+
+    SQLAlchemy's commit and rollback events fire before the database has finished, so the
+    engine's own dialect is wrapped: the next writer starts after the commit, never during it.
+    (Pool check-in and invalidation release too, for connections that end otherwise.)
+    """
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def release(dbapi_connection: Any) -> None:
+        try:
+            info = dbapi_connection.info
+        except (AttributeError, NotImplementedError):  # the dialect's first-connect probe
+            return
+        writers.release(info)
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            release(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            release(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def _sqlite_path(url: str) -> str | None:

@@ -97,3 +97,22 @@ def test_a_second_writer_waits_for_the_first_to_commit(state: AppState, database
     for t in threads:
         t.join(timeout=30)
     assert order == ["first wrote", "first commits", "second wrote"]
+
+
+def test_a_committed_writer_that_keeps_its_connection_does_not_hold_up_the_next(
+    state: AppState, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the writer queue is SQLite's (PostgreSQL has row locks)")
+    from app.db import WriterQueue
+
+    monkeypatch.setattr(WriterQueue, "TIMEOUT_SECONDS", 2.0)  # a held turn would fail, not hang
+    held = state.engine.connect()
+    try:
+        held.execute(text("UPDATE agencies SET name = name"))
+        held.commit()  # the transaction is over; the connection is still checked out
+        with state.sessions() as session:
+            session.execute(text("UPDATE agencies SET name = name"))
+            session.commit()
+    finally:
+        held.close()
