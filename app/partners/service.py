@@ -6,9 +6,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import access
@@ -21,11 +21,14 @@ from app.policy.policy_set import PolicySet
 from app.referrals import repository
 from app.referrals import service as referrals
 from app.referrals.models import Referral
+from app.referrals.snapshot import ReferralSnapshot
+
+_held = cast(Table, PartnerDisclosure.__table__)
 
 
 @dataclass(frozen=True, slots=True)
 class Disclosed:
-    referral: Referral
+    referral: ReferralSnapshot
     grant: Grant
     document: dict[str, Any]
 
@@ -39,7 +42,7 @@ class Sync:
     etag: str
 
 
-def retain_until(decision: Decision, referral: Referral, today: date) -> date:
+def retain_until(decision: Decision, referral: ReferralSnapshot, today: date) -> date:
     """The rule's retention, from disclosure or from closure; an open case counts from today."""
     retention = decision.retention
     if retention is None:
@@ -83,27 +86,31 @@ def sync(
 
 
 def remember(session: Session, principal: Principal, items: list[Disclosed], now: datetime) -> None:
-    """Note what this agency now holds, so a later withdrawal can be sent to it."""
+    """Note what this agency now holds, so a later withdrawal can be sent to it.
+
+    Three statements whatever the page size (find, insert the new, touch the known): a page of
+    summaries must not cost one ORM flush per row.
+    """
     if not items:
         return
-    held = {
-        d.referral_id: d
-        for d in session.scalars(select(PartnerDisclosure).where(
-            PartnerDisclosure.agency_id == principal.agency_id,
-            PartnerDisclosure.referral_id.in_([i.referral.id for i in items]),
-        ))
-    }
-    for item in items:
-        row = held.get(item.referral.id)
-        if row is None:
-            session.add(PartnerDisclosure(
-                agency_id=principal.agency_id, referral_id=item.referral.id,
-                first_disclosed_at=now, last_disclosed_at=now, withdrawn_at=None,
-            ))
-        else:
-            row.last_disclosed_at = now
-            row.withdrawn_at = None
-    session.flush()
+    ids = [i.referral.id for i in items]
+    conn = session.connection()
+    known = set(conn.execute(
+        select(_held.c.referral_id).where(_held.c.agency_id == principal.agency_id, _held.c.referral_id.in_(ids))
+    ).scalars())
+    fresh = [
+        {"agency_id": principal.agency_id, "referral_id": rid, "first_disclosed_at": now,
+         "last_disclosed_at": now, "withdrawn_at": None}
+        for rid in ids if rid not in known
+    ]
+    if fresh:
+        conn.execute(insert(_held), fresh)
+    if known:
+        conn.execute(
+            update(_held)
+            .where(_held.c.agency_id == principal.agency_id, _held.c.referral_id.in_(sorted(known)))
+            .values(last_disclosed_at=now, withdrawn_at=None)
+        )
 
 
 def _notice_withdrawals(

@@ -5,7 +5,7 @@ from datetime import date
 
 from app.policy.decision import Caller
 from app.policy.matching import agreement_failure, audience_failure
-from app.policy.model import Audience
+from app.policy.model import Audience, Conditions
 from app.policy.policy_set import PolicySet
 from app.policy.vocabulary import RELATIONS, RecordKind
 
@@ -14,11 +14,15 @@ from app.policy.vocabulary import RELATIONS, RecordKind
 class Reach:
     relation_free: bool  # some rule grants without a relation: every record is a candidate
     relations: frozenset[str]  # otherwise, only records the caller holds one of these to
+    # Every grant needs its record to meet one of these (OR of ANDs); None: some grant has no
+    # condition.  A prefilter only: the decision on each record still decides.
+    conditions: tuple[Conditions, ...] | None = None
 
 
 def reach(policy_set: PolicySet, caller: Caller, purpose: str, kind: RecordKind, now: date) -> Reach:
     relation_free = False
     relations: set[str] = set()
+    conditions: list[Conditions] | None = []
     for agreement in policy_set:
         if agreement_failure(agreement, caller, now) is not None:
             continue
@@ -35,4 +39,6 @@ def reach(policy_set: PolicySet, caller: Caller, purpose: str, kind: RecordKind,
                 relation_free = True
             else:
                 relations |= audience.relations & RELATIONS
-    return Reach(relation_free, frozenset(relations))
+            if conditions is not None:
+                conditions = conditions + [permit.when] if permit.when else None
+    return Reach(relation_free, frozenset(relations), None if conditions is None else tuple(conditions))

@@ -9,7 +9,9 @@ from datetime import datetime
 from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.referrals import snapshot
 from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
+from app.referrals.snapshot import ReferralSnapshot
 from app.retention.models import Tombstone
 
 # A purged or erased referral leaves every list at once, even while its rows await deletion.
@@ -26,6 +28,8 @@ class ReferralFilter:
     assigned_to: str | None = None  # also include referrals assigned to this agency
     after: tuple[datetime, str] | None = None  # keyset position (updated_at, id), newest first
     extra: dict[str, str] = field(default_factory=dict)
+    # Record conditions one of which must hold (app.policy.reach): a prefilter for list scans.
+    any_of: tuple[tuple[tuple[str, frozenset[str]], ...], ...] | None = None
 
 
 def get(session: Session, referral_id: str, *, for_update: bool = False) -> Referral | None:
@@ -37,6 +41,11 @@ def get(session: Session, referral_id: str, *, for_update: bool = False) -> Refe
     if for_update:
         query = query.with_for_update()
     return session.scalars(query).first()
+
+
+# The record attributes agreements put conditions on (app.access.referral_attributes).
+CONDITION_COLUMNS = {"consent": Referral.consent_status, "status": Referral.status, "risk_level": Referral.risk_level}
+CONDITION_ATTRIBUTES = frozenset(CONDITION_COLUMNS)
 
 
 def _filtered(f: ReferralFilter) -> Select[tuple[Referral]]:
@@ -58,6 +67,10 @@ def _filtered(f: ReferralFilter) -> Select[tuple[Referral]]:
         ))
     if f.updated_since is not None:
         query = query.where(Referral.updated_at >= f.updated_since)
+    if f.any_of is not None:
+        query = query.where(or_(*(
+            and_(*(CONDITION_COLUMNS[key].in_(sorted(allowed)) for key, allowed in when)) for when in f.any_of
+        )))
     if f.after is not None:
         at, last_id = f.after
         query = query.where(or_(
@@ -66,14 +79,11 @@ def _filtered(f: ReferralFilter) -> Select[tuple[Referral]]:
     return query
 
 
-def page(session: Session, f: ReferralFilter, limit: int) -> Sequence[Referral]:
-    query = (
-        _filtered(f)
-        .order_by(Referral.updated_at.desc(), Referral.id.desc())
-        .limit(limit)
-        .options(selectinload(Referral.history), selectinload(Referral.assignments))
-    )
-    return session.scalars(query).all()
+def page(session: Session, f: ReferralFilter, limit: int) -> list[ReferralSnapshot]:
+    """Up to ``limit`` referrals matching ``f``, newest change first, as read-only snapshots."""
+    where = _filtered(f).whereclause
+    order = (Referral.updated_at.desc(), Referral.id.desc())
+    return snapshot.load_where(session, where, order, limit)
 
 
 def events(

@@ -237,7 +237,7 @@ def list_page(
     limit: int,
     policies: PolicySet,
     today: date,
-) -> tuple[list[tuple[Referral, access.Grant, dict[str, Any]]], str | None]:
+) -> tuple[list[tuple[ReferralSnapshot, access.Grant, dict[str, Any]]], str | None]:
     """One page of the referrals an agreement grants, each projected to its own view."""
     scope = access.scope(policies, principal, purpose, "referral", today)
     if not scope.relation_free and not scope.relations:
@@ -248,15 +248,23 @@ def list_page(
         agencies = (principal.agency_id,) if scope.relations & {"owner", "referrer"} else ()
         assigned_to = principal.agency_id if "assigned" in scope.relations else None
     after = _after(cursor)
-    granted: list[tuple[Referral, access.Grant]] = []
+    # Records no grant's conditions admit are not even loaded (only attributes SQL can see).
+    prefilter = scope.conditions if scope.conditions and all(
+        key in repository.CONDITION_ATTRIBUTES for when in scope.conditions for key, _ in when
+    ) else None
+    granted: list[tuple[ReferralSnapshot, access.Grant]] = []
     exhausted = False
     while len(granted) <= limit and not exhausted:
         query = repository.ReferralFilter(
             statuses=f.statuses, risk_levels=f.risk_levels, concerns=f.concerns,
             updated_since=f.updated_since, agencies=agencies, assigned_to=assigned_to, after=after,
+            any_of=prefilter,
         )
-        batch = repository.page(session, query, SCAN_BATCH)
-        exhausted = len(batch) < SCAN_BATCH
+        # The first batch is the page itself (and one to tell if there is a next); a caller
+        # whose agreements deny many of them scans on in larger batches.
+        size = limit + 1 if after == _after(cursor) else SCAN_BATCH
+        batch = repository.page(session, query, size)
+        exhausted = len(batch) < size
         for referral in batch:
             after = (referral.updated_at, referral.id)
             decision = access.decide_referral(policies, principal, referral, purpose, None, today)
@@ -265,12 +273,7 @@ def list_page(
                 if len(granted) > limit:
                     break
     page = granted[:limit]
-    subjects_by_id = {
-        s.id: s for s in session.query(Subject).filter(Subject.id.in_({r.subject_id for r, _ in page}))
-    }
-    items = [
-        (r, g, render_referral(r, subjects_by_id[r.subject_id], crypto.envelope, g.fields)) for r, g in page
-    ]
+    items = [(r, g, render_referral(r, r.subject, crypto.envelope, g.fields)) for r, g in page]
     last = page[-1][0] if len(granted) > limit else None
     next_cursor = encode_cursor({"u": last.updated_at.isoformat(), "i": last.id}) if last else None
     return items, next_cursor

@@ -124,6 +124,37 @@ def load(session: Session, referral_id: str) -> ReferralSnapshot:
     return _snapshot(row, history, assigned)
 
 
+def load_where(session: Session, where: Any, order_by: Sequence[Any], limit: int) -> list[ReferralSnapshot]:
+    """The referrals a list query selects (its WHERE, order and limit), in three statements."""
+    conn = session.connection()
+    query = (
+        select(*_MAIN.selected_columns[: len(_REFERRAL_FIELDS) + len(_SUBJECT_FIELDS)])
+        .select_from(_referrals.join(_subjects, _subjects.c.id == _referrals.c.subject_id))
+        .where(where)
+        .order_by(*order_by)
+        .limit(limit)
+    )
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    steps: dict[str, list[StatusStep]] = {i: [] for i in ids}
+    for referral_id, *step in conn.execute(
+        select(_history.c.referral_id, *(_history.c[name] for name in _STEP_FIELDS))
+        .where(_history.c.referral_id.in_(ids))
+        .order_by(_history.c.id)
+    ):
+        steps[referral_id].append(StatusStep(*step))
+    assigned: dict[str, list[str]] = {i: [] for i in ids}
+    for referral_id, agency_id in conn.execute(
+        select(_assignments.c.referral_id, _assignments.c.agency_id)
+        .where(_assignments.c.referral_id.in_(ids))
+        .order_by(_assignments.c.agency_id)
+    ):
+        assigned[referral_id].append(agency_id)
+    return [_snapshot(row, steps[row.id], assigned[row.id]) for row in rows]
+
+
 def _refuse(conn: Connection, row: Any, params: dict[str, str]) -> None:
     gone = (row.tombstone_reason, row.tombstone_at) if row is not None else conn.execute(_TOMBSTONE, params).first()
     if gone is None:

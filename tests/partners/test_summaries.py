@@ -19,7 +19,7 @@ from app.state import AppState
 Auth = Callable[..., dict[str, str]]
 SYNC = {"X-Purpose": "service_provision"}
 PARTNER = "youth-ngo-reader"
-NAMES = ("Yasmin", "Haddad", "Omar", "Testperson", DOB, "2009", "555-0101", "Rue Example", "LB-778899",
+NAMES = ("Yasmin", "Haddad", "Omar", "Testperson", DOB, "2009-03", "555-0101", "Rue Example", "LB-778899",
          "religion-marker", "narrative-marker")
 
 
@@ -85,6 +85,28 @@ class TestSummaries:
         move(network["shared"], ("assigned", {"agencies": ["city-social-services"]}))
         changed = sync(app_client, auth, updated_since=first["synced_at"]).json()
         assert [i["id"] for i in changed["items"]] == [network["shared"]]
+
+    def test_pages_skip_what_no_grant_admits_and_lose_nothing(
+        self, app_client: TestClient, auth: Auth, post_referral: Callable[..., Any], move: Callable[..., Any]
+    ) -> None:
+        """Granted summaries among many that no grant admits: every one arrives once, in order."""
+        granted = []
+        for n in range(5):
+            for _ in range(3):  # not granted: consent refused, or still submitted
+                refused = post_referral(consent={"status": "refused", "legal_basis": "public_task"})["id"]
+                move(refused, "triaged", "accepted")
+                post_referral()
+            rid = post_referral(subject=referral_body()["subject"] | {"given_name": f"P{n}", "identifiers": []})["id"]
+            move(rid, "triaged", "accepted")
+            granted.append(rid)
+        seen, cursor = [], None
+        for _ in range(10):
+            body = sync(app_client, auth, limit=2, **({"cursor": cursor} if cursor else {})).json()
+            seen += [i["id"] for i in body["items"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == list(reversed(granted))
 
     def test_an_unchanged_page_is_a_cheap_304(
         self, app_client: TestClient, auth: Auth, network: dict[str, str], state: AppState
