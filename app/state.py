@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -84,6 +85,18 @@ def _commit_or_fail(session: Session) -> None:
             headers={"Retry-After": "1"},
         ) from None
     session.close()
+
+
+@contextmanager
+def unit_of_work(state: AppState) -> Iterator[Session]:
+    """A writing unit of work inside a handler: committed at the end (a failed commit is a 503)."""
+    session = state.sessions()
+    try:
+        yield session
+    except BaseException:
+        _roll_back(session)
+        raise
+    _commit_or_fail(session)
 
 
 def _roll_back(session: Session) -> None:

@@ -15,7 +15,7 @@ from app.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.partners import service
 from app.partners.schemas import SummaryPage
 from app.referrals.router import crypto
-from app.state import DbSession, State
+from app.state import State, unit_of_work
 
 router = APIRouter(tags=["partners"])
 
@@ -32,7 +32,6 @@ router = APIRouter(tags=["partners"])
 )
 def sync_summaries(
     request: Request,
-    session: DbSession,
     state: State,
     principal: CurrentPrincipal,
     purpose: access.PurposeHeader = None,
@@ -45,29 +44,34 @@ def sync_summaries(
     now = state.clock()
     policies = state.policies.current
     ctx = disclose.ReadContext(principal, purpose or "", justification, request.state.request_id)
-    with disclose.denials_logged(state, session, ctx, {"summaries": "sync"}):
+    # The page is built in a read-only unit of work (no lock on SQLite); what it hands out, what
+    # the partner must now delete and what it holds are then written in one short transaction,
+    # committed before the response leaves (fail closed).
+    with state.read_sessions() as session, disclose.denials_logged(state, session, ctx, {"summaries": "sync"}):
         # A partner syncs what it holds no relation to: only relation-free grants count.
         stated = access.require_purpose(policies, principal, purpose, now.date(), relations=frozenset())
         since = updated_since if updated_since is None or updated_since.tzinfo else updated_since.astimezone()
         result = service.sync(session, crypto(state), principal, stated, policies, now, since, cursor, limit)
     ctx = disclose.ReadContext(principal, stated, justification, request.state.request_id)
-    notices = [
-        disclose.change_event(principal, EventType.withdrawal_notice, subject_id=subject_id or None,
-                              record_ids={"referral_id": referral_id}, request_id=ctx.request_id)
-        for referral_id, subject_id in result.newly_withdrawn
-    ]
-    if if_none_match is not None and if_none_match.strip() == result.etag:
-        disclose.log_reads(state, session, notices)
+    unchanged = if_none_match is not None and if_none_match.strip() == result.etag
+    with unit_of_work(state) as session:
+        notices = [
+            disclose.change_event(principal, EventType.withdrawal_notice, subject_id=subject_id or None,
+                                  record_ids={"referral_id": referral_id}, request_id=ctx.request_id)
+            for referral_id, subject_id in service.withdraw(session, principal, result.due, now)
+        ]
+        handed_out = [] if unchanged else [
+            disclose.read_event(
+                ctx, item.grant, owner_agency=item.referral.referring_agency, subject_id=item.referral.subject_id,
+                record_ids={"referral_id": item.referral.id}, fields=item.grant.fields,
+            )
+            for item in result.items
+        ]
+        disclose.log_reads(state, session, notices + handed_out)
+        if not unchanged:
+            service.remember(session, principal, result.items, now)
+    if unchanged:
         return Response(status_code=304, headers={"ETag": result.etag})
-    events = notices + [
-        disclose.read_event(
-            ctx, item.grant, owner_agency=item.referral.referring_agency, subject_id=item.referral.subject_id,
-            record_ids={"referral_id": item.referral.id}, fields=item.grant.fields,
-        )
-        for item in result.items
-    ]
-    disclose.log_reads(state, session, events)
-    service.remember(session, principal, result.items, now)
     body = {
         "items": [item.document for item in result.items],
         "next_cursor": result.next_cursor,

@@ -38,7 +38,7 @@ class Sync:
     items: list[Disclosed]
     next_cursor: str | None
     withdrawn: list[str]
-    newly_withdrawn: list[tuple[str, str]]  # (referral id, subject id) noticed on this sync
+    due: list[tuple[str, str]]  # (referral id, subject id) held but no longer granted: to withdraw
     etag: str
 
 
@@ -62,7 +62,7 @@ def sync(
     if "partner_reader" not in principal.roles:
         raise Forbidden("Summaries are for partner_reader clients.", slug="access-denied")
     today = now.date()
-    newly = _notice_withdrawals(session, principal, purpose, policies, now)
+    due = _withdrawals_due(session, principal, purpose, policies, now)
     f = repository.ReferralFilter(updated_since=updated_since)
     page, next_cursor = referrals.list_page(session, crypto, principal, purpose, f, cursor, limit, policies, today)
     items = [
@@ -75,14 +75,30 @@ def sync(
     )
     if updated_since is not None:
         withdrawn_query = withdrawn_query.where(PartnerDisclosure.withdrawn_at >= updated_since)
-    withdrawn = sorted(session.scalars(withdrawn_query)) if cursor is None else []
+    withdrawn = sorted(set(session.scalars(withdrawn_query)) | {rid for rid, _ in due}) if cursor is None else []
     fingerprint = json.dumps(
         [[d.referral.id, d.referral.version, d.document["retain_until"]] for d in items]
         + [withdrawn, next_cursor, [a.content_hash for a in policies]],
         separators=(",", ":"),
     )
     tag = '"' + hashlib.sha256(fingerprint.encode()).hexdigest()[:32] + '"'
-    return Sync(items, next_cursor, withdrawn, newly, tag)
+    return Sync(items, next_cursor, withdrawn, due, tag)
+
+
+def withdraw(
+    session: Session, principal: Principal, due: list[tuple[str, str]], now: datetime
+) -> list[tuple[str, str]]:
+    """Mark the due withdrawals; returns those this call marked (a concurrent sync may have)."""
+    if not due:
+        return []
+    marked = set(session.connection().execute(
+        update(_held)
+        .where(_held.c.agency_id == principal.agency_id, _held.c.referral_id.in_([rid for rid, _ in due]),
+               _held.c.withdrawn_at.is_(None))
+        .values(withdrawn_at=now)
+        .returning(_held.c.referral_id)
+    ).scalars())
+    return [(rid, subject_id) for rid, subject_id in due if rid in marked]
 
 
 def remember(session: Session, principal: Principal, items: list[Disclosed], now: datetime) -> None:
@@ -113,12 +129,12 @@ def remember(session: Session, principal: Principal, items: list[Disclosed], now
         )
 
 
-def _notice_withdrawals(
+def _withdrawals_due(
     session: Session, principal: Principal, purpose: str, policies: PolicySet, now: datetime
 ) -> list[tuple[str, str]]:
     """Held summaries whose referral changed (or vanished) and is no longer granted."""
     rows = session.execute(
-        select(PartnerDisclosure, Referral)
+        select(PartnerDisclosure.referral_id, Referral)
         .join(Referral, Referral.id == PartnerDisclosure.referral_id, isouter=True)
         .where(
             PartnerDisclosure.agency_id == principal.agency_id,
@@ -126,13 +142,11 @@ def _notice_withdrawals(
             or_(Referral.id.is_(None), Referral.updated_at > PartnerDisclosure.last_disclosed_at),
         )
     ).all()
-    noticed = []
-    for held, referral in rows:
+    due = []
+    for referral_id, referral in rows:
         still = referral is not None and access.decide_referral(
             policies, principal, referral, purpose, None, now.date()
         ).permit
         if not still:
-            held.withdrawn_at = now
-            noticed.append((held.referral_id, referral.subject_id if referral is not None else ""))
-    session.flush()
-    return noticed
+            due.append((referral_id, referral.subject_id if referral is not None else ""))
+    return due

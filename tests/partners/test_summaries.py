@@ -108,6 +108,26 @@ class TestSummaries:
                 break
         assert seen == list(reversed(granted))
 
+    def test_no_log_no_summaries_and_nothing_remembered(
+        self, app_client: TestClient, auth: Auth, network: dict[str, str], state: AppState,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        from app.audit.service import AuditUnavailable
+        from app.partners.models import PartnerDisclosure
+
+        auth(PARTNER)  # the token first: issuing one is not what is under test
+
+        def refuse(*args: Any, **kwargs: Any) -> list[int]:
+            raise AuditUnavailable()
+
+        monkeypatch.setattr(state.audit, "append_many", refuse)
+        response = sync(app_client, auth)
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert network["shared"] not in response.text and "al-mina" not in response.text
+        with state.sessions() as session:
+            assert session.scalars(select(PartnerDisclosure)).all() == []
+
     def test_an_unchanged_page_is_a_cheap_304(
         self, app_client: TestClient, auth: Auth, network: dict[str, str], state: AppState
     ) -> None:
