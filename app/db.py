@@ -76,9 +76,6 @@ def make_engine(url: str, *, threads: int = 16, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             # Deleted content is overwritten with zeros: an erased person leaves no bytes behind.
             cur.execute("PRAGMA secure_delete=ON")
-            # Reads map the file instead of copying pages through read(2): every commit makes
-            # the other connections drop their page caches, so pages are fetched again often.
-            cur.execute("PRAGMA mmap_size=268435456")
             # After a checkpoint the WAL file is cut back to this size, not left at its peak.
             cur.execute("PRAGMA journal_size_limit=67108864")
             cur.close()
