@@ -116,7 +116,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     except BaseException:
         await to_thread.run_sync(_roll_back, session, limiter=_finisher())
         raise
-    await to_thread.run_sync(_commit_or_fail, session, limiter=_finisher())
+    if session.in_transaction():
+        await to_thread.run_sync(_commit_or_fail, session, limiter=_finisher())
+    else:
+        session.close()  # the handler never touched the database (or ended its own unit)
 
 
 async def get_read_session(request: Request) -> AsyncIterator[Session]:
