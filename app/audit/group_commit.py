@@ -24,8 +24,12 @@ from sqlalchemy.orm import Session
 from app.audit.events import AuditEvent
 
 MAX_BATCH = 1024
-GATHER_SECONDS = 0.001
+GATHER_SECONDS = 0.002
 """Under concurrency a new leader waits this long at most for as many callers as last time."""
+ASYNC_GATHER_SECONDS = 0.002
+"""How long the committer thread sleeps, under load, to gather a batch (it holds no lock)."""
+BUSY_SECONDS = 0.005
+"""An entry arriving this soon after the last commit finds the log busy: the committer gathers."""
 
 WriteBatch = Callable[[Session, list[AuditEvent], datetime | None], list[int]]
 
@@ -144,18 +148,25 @@ class AsyncGroupCommitter:
         return await future
 
     def _run(self) -> None:
+        busy_until = 0.0
         while True:
             with self._lock:
                 while not self._queue:
                     if not self._lock.wait(timeout=30):
                         self._thread = None  # idle: a later submit starts a new one
                         return
+            if time.monotonic() < busy_until:
+                # Under load (a commit just ended), let the requests about to log join this
+                # transaction: a short sleep buys one commit for many entries.  Idle, no wait.
+                time.sleep(ASYNC_GATHER_SECONDS)
+            with self._lock:
                 batch, taken = [], 0
                 while self._queue and (not batch or taken + len(self._queue[0][0]) <= MAX_BATCH):
                     item = self._queue.pop(0)
                     batch.append(item)
                     taken += len(item[0])
             self._commit(batch)
+            busy_until = time.monotonic() + BUSY_SECONDS
 
     def _commit(self, batch: list[tuple[list[AuditEvent], datetime | None, asyncio.Future[list[int]]]]) -> None:
         try:
