@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -283,6 +284,61 @@ class TestGroupCommit:
             t.join()
         assert len(errors) == 6
         monkeypatch.undo()
+        assert entries(service) == []
+
+
+class TestAsyncGroupCommit:
+    """The committer thread that handlers on the event loop await (app.audit.group_commit)."""
+
+    def test_concurrent_awaits_are_durable_on_return_in_order_without_gaps(self, service: AppState) -> None:
+        async def reader(n: int) -> list[int]:
+            seqs = []
+            for _ in range(n):
+                with service.read_sessions() as session:
+                    session.connection()  # a read in progress: its snapshot must end first
+                    got = await service.audit.record_many_async(session, [event(), event()])
+                    assert not session.in_transaction()
+                with service.sessions() as other:  # durable: another unit of work sees it
+                    assert [other.get(AuditEntry, seq) is not None for seq in got] == [True, True]
+                seqs += got
+                assert got[1] == got[0] + 1  # one caller's entries stay together
+            return seqs
+
+        async def main() -> list[list[int]]:
+            return await asyncio.gather(*(reader(10) for _ in range(8)))
+
+        results = asyncio.run(main())
+        assert sorted(seq for seqs in results for seq in seqs) == list(range(160))
+        sign(service)
+        assert live.verify_database(service.sessions, service.audit.signer).ok
+
+    def test_a_failed_batch_fails_every_awaiting_caller_and_writes_nothing(
+        self, service: AppState, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken(*_: object) -> list[int]:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+        monkeypatch.setattr(service.audit, "_write", broken)
+
+        async def reader() -> BaseException | None:
+            with service.read_sessions() as session:
+                try:
+                    await service.audit.record_many_async(session, [event()])
+                except AuditUnavailable as exc:
+                    return exc
+            return None
+
+        async def main() -> list[BaseException | None]:
+            return await asyncio.gather(*(reader() for _ in range(6)))
+
+        outcomes = asyncio.run(main())
+        assert all(isinstance(o, AuditUnavailable) for o in outcomes)
+        monkeypatch.undo()
+        assert entries(service) == []
+
+    def test_only_read_only_sessions_are_accepted(self, service: AppState) -> None:
+        with service.sessions() as session, pytest.raises(TypeError):
+            asyncio.run(service.audit.record_many_async(session, [event()]))
         assert entries(service) == []
 
 
