@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     keyring_reload_seconds: Annotated[float, Field(ge=0)] = 5.0
     # Worker threads per process for blocking work (request handlers, database); each may hold
     # one pooled connection, so the pools are sized from it.
-    worker_threads: Annotated[int, Field(ge=1, le=256)] = 16
+    worker_threads: Annotated[int, Field(ge=1, le=256)] = 8
     # Benchmarks only (bench/load.py): GET /v1/referrals/{id} with `X-Bench-Bare: 1` skips purpose,
     # policy and the disclosure log, to measure what they cost. Refused in prod.
     bench_bare_reads: bool = False

@@ -52,7 +52,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, *, threads: int = 16, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, threads: int = 8, **kwargs: Any) -> Engine:
     """An engine tuned for the backend: SQLite in WAL mode with foreign keys, or PostgreSQL.
 
     ``threads``: the worker threads that may each hold a connection at once; the pool is
