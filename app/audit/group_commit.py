@@ -160,7 +160,8 @@ class AsyncGroupCommitter:
                 # transaction: a short sleep buys one commit for many entries.  Idle, no wait.
                 time.sleep(ASYNC_GATHER_SECONDS)
             with self._lock:
-                batch, taken = [], 0
+                batch: list[tuple[list[AuditEvent], datetime | None, asyncio.Future[list[int]]]] = []
+                taken = 0
                 while self._queue and (not batch or taken + len(self._queue[0][0]) <= MAX_BATCH):
                     item = self._queue.pop(0)
                     batch.append(item)

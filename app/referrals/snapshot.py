@@ -167,10 +167,8 @@ def _refuse(conn: Connection, row: Any, params: dict[str, str]) -> None:
 def _snapshot(row: Any, history: Sequence[StatusStep], assigned: list[str]) -> ReferralSnapshot:
     values = row._mapping
     subject = SubjectSnapshot(*(values[f"subject__{name}"] for name in _SUBJECT_FIELDS))
-    return ReferralSnapshot(
-        *(values[name] for name in _REFERRAL_FIELDS),
-        subject=subject, history=tuple(history), assigned_agencies=assigned,
-    )
+    columns: dict[str, Any] = {name: values[name] for name in _REFERRAL_FIELDS}
+    return ReferralSnapshot(**columns, subject=subject, history=tuple(history), assigned_agencies=assigned)
 
 
 AnyReferral = Referral | ReferralSnapshot

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,6 +18,9 @@ from app.errors import Conflict, Gone, IntegrityFailure
 from app.referrals.schemas import IDENTITY_FIELDS, SubjectIn
 from app.subjects.models import Subject, SubjectIdentifier
 from app.vocabularies.catalog import age_band_for
+
+if TYPE_CHECKING:
+    from app.referrals.snapshot import SubjectSnapshot
 
 IDENTITY_CONTEXT = "subject.identity"
 IDENTIFIER_DOMAIN = "subject-identifier"
@@ -61,7 +64,7 @@ def find_linked(session: Session, digests: list[str]) -> Subject | None:
     return session.get(Subject, subject_id, with_for_update=True, populate_existing=True)
 
 
-def data_key(envelope: Envelope, subject: Subject) -> DataKey:
+def data_key(envelope: Envelope, subject: Subject | SubjectSnapshot) -> DataKey:
     if subject.wrapped_key is None or subject.kek_id is None:
         raise Gone("This person's data has been erased.", slug="subject-erased")
     try:
@@ -162,7 +165,7 @@ def _claim(session: Session, blind: BlindIndex, subject_id: str, digests: list[s
     return [d for d in digests if holders.get(d) != subject_id]
 
 
-def read_identity(envelope: Envelope, subject: Subject) -> dict[str, Any]:
+def read_identity(envelope: Envelope, subject: Subject | SubjectSnapshot) -> dict[str, Any]:
     if subject.identity is None:
         raise Gone("This person's data has been erased.", slug="subject-erased")
     try:
