@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
+from app.periodic import Periodic
 from app.state import AppState
 
 log = logging.getLogger("casebridge.policy")
@@ -19,24 +19,13 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
     )
 
 
-class PolicyWatcher:
+class PolicyWatcher(Periodic):
     """A daemon thread; with several workers each one notices the change on its own."""
 
     def __init__(self, state: AppState, interval: float) -> None:
+        super().__init__("policy-watcher", interval, self.poll, _reload_failed)
         self.state = state
-        self.interval = interval
-        self._stop = threading.Event()
         self._seen = fingerprint(state.settings.policies_dir)
-        self._thread = threading.Thread(target=self._run, name="policy-watcher", daemon=True)
-
-    def start(self) -> None:
-        if self.interval > 0:
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
 
     def poll(self) -> bool:
         """Reload if the folder changed since the last look; True when it did."""
@@ -49,9 +38,6 @@ class PolicyWatcher:
         reload_and_log(self.state, "file-change")
         return True
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.poll()
-            except Exception:  # noqa: BLE001 - the watcher must outlive a bad file
-                log.exception("agreement reload failed; the agreements in force stay")
+
+def _reload_failed(_exc: Exception) -> None:
+    log.exception("agreement reload failed; the agreements in force stay")

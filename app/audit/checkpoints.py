@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +19,7 @@ from app.audit.models import AuditCheckpoint
 from app.audit.note import sign_checkpoint, verifier_key
 from app.crypto.keyring import KeyEntry, KeyKind, Keyring
 from app.db import transaction, utcnow
+from app.periodic import Periodic
 
 log = logging.getLogger("casebridge.audit")
 checkpoints = cast(Table, AuditCheckpoint.__table__)
@@ -129,41 +129,27 @@ def sign_if_grown(
     return _stored(row)
 
 
-class Checkpointer:
-    """Background thread: signs a checkpoint every ``interval`` seconds if the tree grew."""
+class Checkpointer(Periodic):
+    """Background thread: signs a checkpoint every ``interval`` seconds if the tree grew.
+
+    An interval of 0 signs only on demand (``sign_now``): tests control it.
+    """
 
     def __init__(
         self, sessions: sessionmaker[Session], signer: CheckpointSigner, interval: float
     ) -> None:
+        super().__init__("audit-checkpointer", interval, self.sign_now, _signing_failed, join_seconds=10)
         self.sessions = sessions
         self.signer = signer
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start signing (no-op when the interval is 0: tests sign on demand)."""
-        if self.interval <= 0 or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="audit-checkpointer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
 
     def sign_now(self) -> StoredCheckpoint:
         with transaction(self.sessions) as session:
             return sign_if_grown(session.connection(), self.signer)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sign_now()
-            except Exception as exc:  # noqa: BLE001 - keep signing; the next tick retries
-                log.warning("checkpoint signing failed", extra={"error_type": type(exc).__name__})
+
+def _signing_failed(exc: Exception) -> None:
+    # The type only: the next tick retries, and the text could quote the database.
+    log.warning("checkpoint signing failed", extra={"error_type": type(exc).__name__})
 
 
 def verifier_lines(keys: Sequence[str]) -> str:

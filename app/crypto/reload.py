@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from app.crypto.keyring import Keyring, KeyringError, file_is_private
+from app.periodic import Periodic
 
 log = logging.getLogger("casebridge.keys")
 
@@ -64,27 +65,13 @@ class KeyringFile:
         return True
 
 
-class KeyringWatcher:
+class KeyringWatcher(Periodic):
     """A daemon thread polling the keyring file, like the agreements' watcher."""
 
     def __init__(self, source: KeyringFile, interval: float) -> None:
+        super().__init__("keyring-watcher", interval, source.reload_if_changed, _reload_failed)
         self.source = source
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="keyring-watcher", daemon=True)
 
-    def start(self) -> None:
-        if self.interval > 0:
-            self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.source.reload_if_changed()
-            except Exception:  # noqa: BLE001 - the watcher must outlive a bad file
-                log.exception("keyring reload failed; the keys held stay")
+def _reload_failed(_exc: Exception) -> None:
+    log.exception("keyring reload failed; the keys held stay")
