@@ -14,13 +14,23 @@ from app.policy.documents import (
 from app.policy.duration import parse_duration, parse_retention
 from app.policy.fields import ALL_DIMENSIONS, expand_field
 from app.policy.issues import Issue, did_you_mean
-from app.policy.model import Agreement, Audience, Conditions, Deny, Permit, View
+from app.policy.model import (
+    Agreement,
+    Audience,
+    Conditions,
+    Deny,
+    EmergencyGuardrails,
+    Permit,
+    ReasonRule,
+    View,
+)
 from app.policy.overlap import deny_cancels
 from app.policy.views import ViewResolver
-from app.policy.vocabulary import EMERGENCY_PURPOSE, EMERGENCY_RULE_ID, RecordKind
+from app.policy.vocabulary import EMERGENCY_PURPOSE, EMERGENCY_RULE_ID, RECORD_VALUES, RecordKind
 from app.policy.yaml_nodes import Path, format_path
 
 CONDITION_KEYS = ("consent", "status", "risk_level", "classification")
+NETWORK_CONDITION = "network"
 
 
 def build_audience(document: AudienceDocument) -> Audience:
@@ -91,6 +101,8 @@ class AgreementBuilder:
             d for i, rule in enumerate(doc.deny) if (d := self._deny(i, rule, views)) is not None
         )
         emergency = self._emergency(doc.emergency, views) if doc.emergency else None
+        guardrails = self._guardrails(doc.emergency)
+        self._check_national(views)
         if any(issue.level == "error" for issue in self.issues):
             return None
         self._warn_cancelled(permits, denies)
@@ -111,7 +123,35 @@ class AgreementBuilder:
             statistics_dimensions=dimensions,
             content_hash=content_hash,
             source=source,
+            networks=self.networks,
+            emergency_guardrails=guardrails,
         )
+
+    @property
+    def networks(self) -> frozenset[str]:
+        doc = self.doc
+        if doc.networks:
+            return frozenset(doc.networks)
+        return frozenset({doc.network or doc.agreement})
+
+    def _scoped(self, when: Conditions) -> Conditions:
+        """Every rule decides only records of the agreement's own network(s)."""
+        return (*when, (NETWORK_CONDITION, self.networks))
+
+    def _check_national(self, views: dict[str, View]) -> None:
+        doc = self.doc
+        if doc.network is not None and doc.networks is not None:
+            self.error(("networks",), "name either network or networks, not both")
+        if doc.networks is None:
+            return
+        for name, view in views.items():
+            if view.kind != "statistics":
+                self.error(
+                    ("views", name),
+                    "an agreement across networks shares aggregates only: statistics views only",
+                )
+        if doc.emergency is not None:
+            self.error(("emergency",), "an agreement across networks has no emergency section")
 
     def _check_parties(self) -> None:
         seen: set[str] = set()
@@ -206,7 +246,7 @@ class AgreementBuilder:
             audience=audience,
             view=view,
             purposes=frozenset(rule.purposes),
-            when=when,
+            when=self._scoped(when),
             legal_basis=rule.legal_basis,
             special_category_condition=rule.special_category_condition,
             retention=parse_retention(rule.retention),
@@ -230,7 +270,7 @@ class AgreementBuilder:
             items=items,
             view_label=label,
             purposes=None if rule.purposes is None else frozenset(rule.purposes),
-            when=build_conditions(rule.when),
+            when=self._scoped(build_conditions(rule.when)),
         )
 
     def _deny_target(
@@ -268,14 +308,37 @@ class AgreementBuilder:
             id=EMERGENCY_RULE_ID,
             agreement_id=self.doc.agreement,
             order=len(self.doc.rules),
-            audience=Audience(roles=frozenset(section.roles)),
+            audience=Audience(
+                roles=_frozen(section.roles),
+                sectors=_frozen(section.sectors),
+                relations=frozenset(section.relations),
+            ),
             view=view,
             purposes=frozenset({EMERGENCY_PURPOSE}),
-            when=(),
+            when=self._scoped(()),
             legal_basis=section.legal_basis,
             special_category_condition=section.special_category_condition if view.special else None,
             retention=parse_retention(section.retention),
             emergency_window=parse_duration(section.duration),
+        )
+
+    def _guardrails(self, section: EmergencyDocument | None) -> EmergencyGuardrails:
+        if section is None:
+            return EmergencyGuardrails()
+        known = RECORD_VALUES["status"]
+        for index, status in enumerate(section.excluded_statuses):
+            if status not in known:
+                hint = did_you_mean(status, known)
+                self.error(
+                    ("emergency", "excluded_statuses", index),
+                    f"unknown referral status {status!r}{hint}: statuses are {', '.join(sorted(known))}",
+                )
+        rule = section.reason
+        return EmergencyGuardrails(
+            excluded_statuses=frozenset(section.excluded_statuses),
+            max_per_agency_per_day=section.max_per_agency_per_day,
+            reason=ReasonRule(rule.min_length, rule.min_words, rule.max_char_share),
+            refuse_flagged=section.refuse_flagged,
         )
 
     def _warn_cancelled(self, permits: tuple[Permit, ...], denies: tuple[Deny, ...]) -> None:

@@ -19,7 +19,14 @@ from app.policy.duration import (
     parse_duration,
     parse_retention,
 )
-from app.policy.vocabulary import LegalBasis, Relation, Role, Sector, SpecialCategoryCondition
+from app.policy.vocabulary import (
+    EmergencyRelation,
+    LegalBasis,
+    Relation,
+    Role,
+    Sector,
+    SpecialCategoryCondition,
+)
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 VIEW_NAME_PATTERN = (
@@ -195,15 +202,55 @@ class DenyDocument(_Strict):
     description: str | None = None
 
 
-class EmergencyDocument(_Strict):
-    """Break-glass access when there is a risk to life (purpose `emergency`)."""
+class ReasonRuleDocument(_Strict):
+    """`emergency.reason`: what makes a reason one of substance (every rule must hold)."""
 
-    roles: Annotated[list[Role], Field(min_length=1)]
+    min_length: Annotated[
+        int, Field(ge=1, le=2000, description="Characters, after trimming and collapsing spaces.")
+    ] = 40
+    min_words: Annotated[
+        int,
+        Field(ge=0, le=50, description="Distinct words of 3+ letters, not one letter repeated, not filler."),
+    ] = 6
+    max_char_share: Annotated[
+        float,
+        Field(gt=0, le=1, description="No one character may make up more than this share of the reason."),
+    ] = 0.25
+
+
+class EmergencyDocument(_Strict):
+    """Break-glass access when there is a risk to life (purpose `emergency`), with its guardrails."""
+
+    roles: Annotated[
+        list[Role] | None, Field(min_length=1, description="Who may ask, by role (default: any role).")
+    ] = None
+    sectors: Annotated[
+        list[Sector] | None, Field(min_length=1, description="Who may ask, by sector (default: any sector).")
+    ] = None
+    relations: Annotated[
+        list[EmergencyRelation],
+        Field(
+            min_length=1,
+            description="Who may ask, by relation to the referral: agencies already party to the case"
+            " (owner, referrer, assigned) or the network's coordinator (coordinator).",
+        ),
+    ] = ["owner", "referrer", "assigned", "coordinator"]
     view: ViewName
     duration: DurationText = "PT3H"
     legal_basis: LegalBasis = "vital_interests"
     special_category_condition: SpecialCategoryCondition = "vital_interests"
     retention: RetentionText = "P1Y"
+    reason: ReasonRuleDocument = ReasonRuleDocument()
+    excluded_statuses: Annotated[
+        list[str], Field(description="Referral statuses on which nobody may break the glass.")
+    ] = ["closed", "withdrawn"]
+    max_per_agency_per_day: Annotated[
+        int, Field(ge=1, le=1000, description="Grants an agency may receive in any 24 hours.")
+    ] = 3
+    refuse_flagged: Annotated[
+        bool,
+        Field(description="Refuse agencies flagged by an `unjustified` finding until an auditor clears them."),
+    ] = True
 
 
 class StatisticsSettings(_Strict):
@@ -223,6 +270,17 @@ class AgreementDocument(_Strict):
     )
 
     agreement: Slug
+    network: Annotated[
+        Slug | None,
+        Field(description="The network whose records this agreement decides (default: the agreement id)."),
+    ] = None
+    networks: Annotated[
+        list[Slug] | None,
+        Field(
+            min_length=1,
+            description="A national agreement across several networks: statistics views only.",
+        ),
+    ] = None
     version: Annotated[int, Field(ge=1)]
     title: Annotated[str, Field(min_length=1)]
     effective_from: date
@@ -235,4 +293,18 @@ class AgreementDocument(_Strict):
     deny: list[DenyDocument] = []
     emergency: EmergencyDocument | None = None
     statistics: StatisticsSettings = StatisticsSettings()
+    description: str | None = None
+
+
+class NetworkDocument(_Strict):
+    """A prevention network: a city's CAT or LPN, a county forum."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="CaseBridge network")
+
+    network: Slug
+    name: Annotated[str, Field(min_length=1)]
+    locales: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]],
+                       Field(min_length=1)] = ["en"]
+    coordinator: Annotated[Slug, Field(description="The coordinator agency (the focal point).")]
+    members: list[Slug] = []
     description: str | None = None

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+from app.policy.build import NETWORK_CONDITION
 from app.policy.decision import Caller, Decision, Record
 from app.policy.engine import decide
 from app.policy.matching import (
@@ -12,7 +13,7 @@ from app.policy.matching import (
     conditions_failure,
     listing,
 )
-from app.policy.model import Agreement, Deny, Permit, View
+from app.policy.model import Agreement, Conditions, Deny, Permit, View
 from app.policy.policy_set import PolicySet
 
 Status = Literal["matched", "not_matched"]
@@ -129,6 +130,7 @@ def _permit_failure(
     now: date,
 ) -> str | None:
     failure = agreement_failure(agreement, caller, now)
+    failure = failure or _network_failure(agreement, permit.when, record, missing_holds=False)
     if failure:
         return failure
     if permit.view.kind != record.kind:
@@ -136,7 +138,7 @@ def _permit_failure(
     if purpose not in permit.purposes:
         return f"purpose {purpose} not in rule purposes {listing(permit.purposes)}"
     failure = audience_failure(permit.audience, caller, empty_matches=False)
-    failure = failure or conditions_failure(permit.when, record.attributes, missing_holds=False)
+    failure = failure or conditions_failure(_written(permit.when), record.attributes, missing_holds=False)
     if failure:
         return failure
     shown = permit.view if view is None else agreement.views.get(view)
@@ -155,6 +157,7 @@ def _deny_failure(
     agreement: Agreement, deny: Deny, caller: Caller, purpose: str, record: Record, now: date
 ) -> str | None:
     failure = agreement_failure(agreement, caller, now)
+    failure = failure or _network_failure(agreement, deny.when, record, missing_holds=True)
     if failure:
         return failure
     if deny.kind != record.kind:
@@ -162,13 +165,40 @@ def _deny_failure(
     if deny.purposes is not None and purpose not in deny.purposes:
         return f"purpose {purpose} not in deny purposes {listing(deny.purposes)}"
     failure = audience_failure(deny.audience, caller, empty_matches=True)
-    failure = failure or conditions_failure(deny.when, record.attributes, missing_holds=True)
+    failure = failure or conditions_failure(_written(deny.when), record.attributes, missing_holds=True)
     if failure:
         return failure
     classification = record.attributes.get("classification")
     if record.kind == "note" and classification not in deny.items:
         return f"note classification {classification} not in {listing(deny.items)}"
     return None
+
+
+def _network_failure(
+    agreement: Agreement, when: Conditions, record: Record, *, missing_holds: bool
+) -> str | None:
+    """An agreement decides only records of its own network(s): the rule's implicit condition."""
+    networks = dict(when).get(NETWORK_CONDITION)
+    if networks is None:
+        return None  # an agreement built in code, with no network
+    decides = f"{agreement.id} decides {_networks(networks)}"
+    network = record.attributes.get(NETWORK_CONDITION)
+    if network is None:
+        return None if missing_holds else f"record names no network; {decides}"
+    if network not in networks:
+        return f"record is of network {network}; {decides}"
+    return None
+
+
+def _networks(networks: frozenset[str]) -> str:
+    if len(networks) == 1:
+        return f"network {next(iter(networks))}"
+    return f"networks {listing(networks)}"
+
+
+def _written(when: Conditions) -> Conditions:
+    """The rule's own conditions; the network one is explained with the agreement."""
+    return tuple((key, values) for key, values in when if key != NETWORK_CONDITION)
 
 
 def _blocker(applicable: list[Deny], shown: View, record: Record) -> str | None:

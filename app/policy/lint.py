@@ -1,9 +1,10 @@
-"""Lint agreements: rules that never fire, rules a deny cancels, over-broad grants, reviews."""
+"""Lint agreements: rules that never fire, rules a deny cancels, over-broad grants, reviews, networks."""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from app.policy.build import NETWORK_CONDITION
 from app.policy.fields import DIRECT_IDENTIFIER_FIELDS
 from app.policy.loader import LoadResult
 from app.policy.matching import listing
@@ -51,6 +52,7 @@ def check(source: PolicySet | LoadResult, now: date) -> list[Finding]:
             findings.extend(_over_grant(agreement, permit))
             findings.extend(_bases(agreement, permit))
         findings.extend(_unused(agreement))
+    findings.extend(_networks(policy_set, now))
     return findings
 
 
@@ -91,6 +93,8 @@ def _never_fires(agreement: Agreement, permit: Permit) -> list[Finding]:
         )
     kind = permit.view.kind
     for key, allowed in permit.when:
+        if key == NETWORK_CONDITION:
+            continue  # implicit: the agreement's own networks, checked when it is loaded
         known = RECORD_VALUES.get(key, frozenset())
         if (kind != "note" and key == "classification") or kind == "statistics":
             found.append(finding(f"never fires: {kind} records have no {key}"))
@@ -162,6 +166,23 @@ def _bases(agreement: Agreement, permit: Permit) -> list[Finding]:
             f" but {permit.view.name} has no special-category data"
         )
         found.append(Finding("info", agreement.id, permit.id, message))
+    return found
+
+
+def _networks(policy_set: PolicySet, now: date) -> list[Finding]:
+    """A network whose coordinator is a party to none of its agreements in force can triage nothing."""
+    found: list[Finding] = []
+    for network in policy_set.networks.values():
+        coordinator = network.coordinator
+        in_force = [a for a in (policy_set.get(i) for i in network.agreements) if a and a.in_force(now)]
+        if coordinator is None or not in_force:
+            continue
+        if not any(coordinator in a.party_set for a in in_force if len(a.networks) == 1):
+            message = (
+                f"network {network.id}: coordinator {coordinator} is a party to none of its agreements"
+                f" in force ({', '.join(a.id for a in in_force)}): it can triage nothing"
+            )
+            found.append(Finding("warning", in_force[0].id, None, message))
     return found
 
 

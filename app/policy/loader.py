@@ -10,10 +10,10 @@ from pydantic_core import ErrorDetails
 
 from app.policy import documents
 from app.policy.build import AgreementBuilder
-from app.policy.documents import AgreementDocument
+from app.policy.documents import AgreementDocument, NetworkDocument
 from app.policy.fields import REFERRAL_FIELDS
 from app.policy.issues import did_you_mean
-from app.policy.model import Agreement
+from app.policy.model import Agreement, Network
 from app.policy.policy_set import PolicySet
 from app.policy.yaml_nodes import (
     YamlSyntaxError,
@@ -194,4 +194,58 @@ def load_agreements(
             )
             continue
         agreements[agreement.id] = agreement
-    return LoadResult(PolicySet.of(agreements.values()), errors, warnings)
+    networks, network_errors = load_networks(folder / NETWORKS_FOLDER)
+    errors.extend(network_errors)
+    for agreement_id, agreement in list(agreements.items()):
+        unknown = sorted(n for n in agreement.networks if n not in networks and n != agreement_id)
+        if unknown:
+            parsed = parse_yaml(Path(agreement.source).read_text("utf-8"))
+            key = "networks" if len(agreement.networks) > 1 else "network"
+            errors.append(AgreementError(
+                agreement.source, parsed.line_of((key,)),
+                f"unknown network {unknown[0]!r}: declared networks are {', '.join(sorted(networks)) or 'none'}"
+                f" (a network is declared in {NETWORKS_FOLDER}/<id>.yaml)",
+                key, agreement_id,
+            ))
+            del agreements[agreement_id]
+    return LoadResult(PolicySet.of(agreements.values(), networks.values()), errors, warnings)
+
+
+NETWORKS_FOLDER = "networks"
+
+
+def load_networks(folder: Path) -> tuple[dict[str, Network], list[AgreementError]]:
+    """Every network declared in `folder` (*.yaml); a missing folder declares none."""
+    if not folder.is_dir():
+        return {}, []
+    networks: dict[str, Network] = {}
+    errors: list[AgreementError] = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
+        source = str(path)
+        try:
+            parsed = parse_yaml(path.read_text("utf-8"))
+        except (UnicodeDecodeError, YamlSyntaxError) as exc:
+            line = exc.line if isinstance(exc, YamlSyntaxError) else None
+            reason = exc.reason if isinstance(exc, YamlSyntaxError) else "file is not UTF-8"
+            errors.append(AgreementError(source, line, reason))
+            continue
+        try:
+            document = NetworkDocument.model_validate(parsed.data)
+        except ValidationError as exc:
+            for item in exc.errors():
+                at = tuple(p for p in item["loc"] if p != "[key]")
+                errors.append(AgreementError(source, parsed.line_of(at), _reason(item), format_path(at)))
+            continue
+        if document.network in networks:
+            errors.append(AgreementError(
+                source, parsed.line_of(("network",)),
+                f"duplicate network id {document.network!r}: already defined in {networks[document.network].source}",
+                "network",
+            ))
+            continue
+        networks[document.network] = Network(
+            id=document.network, name=document.name, locales=tuple(document.locales),
+            coordinator=document.coordinator, members=frozenset(document.members), agreements=(),
+            source=source,
+        )
+    return networks, errors

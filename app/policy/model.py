@@ -98,6 +98,25 @@ class Deny:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasonRule:
+    """What an emergency reason needs to be one of substance."""
+
+    min_length: int = 40
+    min_words: int = 6
+    max_char_share: float = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyGuardrails:
+    """The emergency section's limits on asking (who may ask is the emergency permit's audience)."""
+
+    excluded_statuses: frozenset[str] = frozenset({"closed", "withdrawn"})
+    max_per_agency_per_day: int = 3
+    reason: ReasonRule = ReasonRule()
+    refuse_flagged: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Agreement:
     """One agreement version as loaded from a file."""
 
@@ -117,6 +136,10 @@ class Agreement:
     statistics_dimensions: frozenset[str]
     content_hash: str
     source: str
+    # The networks whose records it decides; empty only for agreements built in code (tests).
+    networks: frozenset[str] = frozenset()
+    # Set with `emergency`; the defaults of the emergency section when built in code.
+    emergency_guardrails: EmergencyGuardrails = EmergencyGuardrails()
     party_set: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -137,3 +160,26 @@ class Agreement:
 
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(p.id for p in self.all_permits) + tuple(d.id for d in self.denies)
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A prevention network: its coordinator agency, members and agreements."""
+
+    id: str
+    name: str
+    locales: tuple[str, ...]
+    coordinator: str | None  # None: an implicit network (an agreement naming none declared)
+    members: frozenset[str]
+    agreements: tuple[str, ...]
+    source: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "locales": list(self.locales),
+            "coordinator": self.coordinator,
+            "members": sorted(self.members),
+            "agreements": list(self.agreements),
+        }

@@ -1,28 +1,51 @@
 """An immutable snapshot of the agreements in force, with its decision index."""
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from app.policy.index import PolicyIndex
-from app.policy.model import Agreement
+from app.policy.model import Agreement, Network
 
 
 @dataclass(frozen=True, slots=True)
 class PolicySet:
-    """Agreements by id (sorted); build with `PolicySet.of(...)`."""
+    """Agreements and networks by id (sorted); build with `PolicySet.of(...)`.
+
+    Every network an agreement names is in `networks`: declared ones with their coordinator
+    and members, the others implicit (no coordinator; members are the agreements' parties).
+    """
 
     agreements: Mapping[str, Agreement]
+    declared: Mapping[str, Network] = field(default_factory=dict)
     index: PolicyIndex = field(init=False, repr=False, compare=False)
+    networks: Mapping[str, Network] = field(init=False, repr=False, compare=False)
+    _of_agency: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ordered = dict(sorted(self.agreements.items()))
         object.__setattr__(self, "agreements", MappingProxyType(ordered))
         object.__setattr__(self, "index", PolicyIndex(ordered.values()))
+        networks = _networks(ordered.values(), self.declared)
+        object.__setattr__(self, "networks", MappingProxyType(networks))
+        of_agency: dict[str, list[str]] = {}
+        for network in networks.values():
+            for agency in network.members:
+                of_agency.setdefault(agency, []).append(network.id)
+        object.__setattr__(
+            self, "_of_agency", MappingProxyType({a: tuple(sorted(n)) for a, n in of_agency.items()})
+        )
 
     @classmethod
-    def of(cls, agreements: Iterable[Agreement]) -> "PolicySet":
-        return cls({a.id: a for a in agreements})
+    def of(cls, agreements: Iterable[Agreement], networks: Iterable[Network] = ()) -> "PolicySet":
+        return cls({a.id: a for a in agreements}, {n.id: n for n in networks})
+
+    def networks_of(self, agency_id: str) -> tuple[str, ...]:
+        """The networks an agency is a member of (sorted)."""
+        return self._of_agency.get(agency_id, ())
+
+    def network(self, network_id: str) -> Network | None:
+        return self.networks.get(network_id)
 
     def __iter__(self) -> Iterator[Agreement]:
         return iter(self.agreements.values())
@@ -32,3 +55,25 @@ class PolicySet:
 
     def get(self, agreement_id: str) -> Agreement | None:
         return self.agreements.get(agreement_id)
+
+
+def _networks(agreements: Iterable[Agreement], declared: Mapping[str, Network]) -> dict[str, Network]:
+    """Declared networks, each with its agreements and their parties; implicit ones added."""
+    agreements_of: dict[str, list[Agreement]] = {}
+    for agreement in agreements:
+        for network_id in agreement.networks:
+            agreements_of.setdefault(network_id, []).append(agreement)
+    found: dict[str, Network] = {}
+    for network_id in sorted(set(declared) | set(agreements_of)):
+        own = agreements_of.get(network_id, [])
+        # Only an agreement of this one network makes its parties members; a national
+        # agreement across networks shares aggregates and confers no membership.
+        parties = frozenset(p for a in own if len(a.networks) == 1 for p in a.party_set)
+        base = declared.get(network_id)
+        if base is None:
+            found[network_id] = Network(network_id, network_id, ("en",), None, parties,
+                                        tuple(a.id for a in own), None)
+        else:
+            members = base.members | parties | ({base.coordinator} if base.coordinator else set())
+            found[network_id] = replace(base, members=frozenset(members), agreements=tuple(a.id for a in own))
+    return found

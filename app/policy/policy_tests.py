@@ -111,7 +111,7 @@ def run_policy_tests(policy_set: PolicySet, tests_dir: str | Path) -> TestReport
                 policy_set,
                 _caller(case.caller),
                 case.purpose,
-                _record(case.record),
+                _record(case.record, agreement.networks),
                 case.view,
                 now=now,
             )
@@ -149,9 +149,12 @@ def _caller(spec: CallerSpec) -> Caller:
     )
 
 
-def _record(attributes: dict[str, str]) -> Record:
+def _record(attributes: dict[str, str], networks: frozenset[str]) -> Record:
+    """The case's record; of the agreement's own network unless the case names another."""
     fields = dict(attributes)
     kind = _KINDS.get(fields.pop("kind", "referral"), "referral")
+    if "network" not in fields and len(networks) == 1:
+        fields["network"] = next(iter(networks))
     return Record(kind, fields)
 
 

@@ -2,14 +2,29 @@
 
 from typing import Any
 
+from app.policy.build import NETWORK_CONDITION
 from app.policy.fields import DIRECT_IDENTIFIER_FIELDS
 from app.policy.model import Agreement, Audience, Permit
 from app.policy.policy_set import PolicySet
 
 
 def ropa(policy_set: PolicySet) -> dict[str, Any]:
-    """One entry per agreement: controller, purposes, data, recipients, bases, retention."""
-    return {"agreements": [_agreement(a) for a in policy_set]}
+    """One entry per agreement: controller, networks, purposes, data, recipients, bases, retention."""
+    return {
+        "networks": [_network(policy_set, n) for n in policy_set.networks],
+        "agreements": [_agreement(a) for a in policy_set],
+    }
+
+
+def _network(policy_set: PolicySet, network_id: str) -> dict[str, Any]:
+    network = policy_set.networks[network_id]
+    return {
+        "network": network.id,
+        "name": network.name,
+        "coordinator": network.coordinator,
+        "members": sorted(network.members),
+        "agreements": list(network.agreements),
+    }
 
 
 def _audience(audience: Audience) -> dict[str, list[str]]:
@@ -22,7 +37,7 @@ def _recipient(permit: Permit) -> dict[str, Any]:
         "to": _audience(permit.audience),
         "view": permit.view.name,
         "purposes": sorted(permit.purposes),
-        "conditions": {key: sorted(values) for key, values in permit.when},
+        "conditions": {key: sorted(values) for key, values in permit.when if key != NETWORK_CONDITION},
         "legal_basis": permit.legal_basis,
         "special_category_condition": permit.special_category_condition,
         "retention": str(permit.retention),
@@ -59,6 +74,8 @@ def _agreement(agreement: Agreement) -> dict[str, Any]:
         "effective_from": agreement.effective_from.isoformat(),
         "review_by": agreement.review_by.isoformat(),
         "content_hash": agreement.content_hash,
+        # Whose records it decides; an agreement across several networks shares aggregates only.
+        "networks": sorted(agreement.networks),
         "parties": list(agreement.parties),
         "purposes": purposes,
         "data_categories": {
@@ -85,16 +102,39 @@ def _agreement(agreement: Agreement) -> dict[str, Any]:
     }
 
 
+def _networks_line(networks: list[str]) -> str:
+    if len(networks) > 1:
+        return f"- Networks: {', '.join(networks)} (across networks: aggregate statistics only)"
+    if networks:
+        return f"- Network: {networks[0]} (it decides records of this network only)"
+    return "- Network: any (an agreement built in code)"
+
+
 def ropa_markdown(policy_set: PolicySet) -> str:
     """The same record as Markdown, one section per agreement."""
+    record = ropa(policy_set)
     lines = ["# Record of processing activities (GDPR Art. 30)", ""]
-    for entry in ropa(policy_set)["agreements"]:
+    if record["networks"]:
+        lines += [
+            "## Networks",
+            "",
+            "| network | name | coordinator | agreements | members |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {n['network']} | {n['name']} | {n['coordinator'] or '—'} |"
+            f" {', '.join(n['agreements']) or '—'} | {', '.join(n['members'])} |"
+            for n in record["networks"]
+        ]
+        lines.append("")
+    for entry in record["agreements"]:
         lines += [
             f"## {entry['title']}",
             "",
             f"- Agreement: `{entry['agreement']}` version {entry['version']}"
             f" (sha256 `{entry['content_hash'][:12]}…`)",
             f"- Controller contact: {entry['controller_contact']}",
+            _networks_line(entry["networks"]),
             f"- In force: {entry['effective_from']} until review by {entry['review_by']}",
             f"- Parties: {', '.join(entry['parties'])}",
             f"- Legal bases (Art. 6): {', '.join(entry['legal_bases'])}",

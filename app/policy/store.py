@@ -51,7 +51,16 @@ class PolicyStore:
                         f"{error.file}: kept version {kept.version} of {kept.id} in force"
                         " because the new file is broken"
                     )
-            snapshot = PolicySet.of(fresh.values())
+            declared = dict(result.policy_set.declared)
+            by_network_source = {n.source: n for n in previous.declared.values()}
+            for error in result.errors:
+                kept_network = by_network_source.get(error.file)
+                if kept_network is not None and kept_network.id not in declared:
+                    declared[kept_network.id] = kept_network
+                    warnings.append(
+                        f"{error.file}: kept network {kept_network.id} in force because the new file is broken"
+                    )
+            snapshot = PolicySet.of(fresh.values(), declared.values())
             self._current = snapshot
             return replace(result, policy_set=snapshot, warnings=warnings)
 

@@ -73,3 +73,7 @@ NON_STATUTORY_SECTORS: frozenset[str] = frozenset(
 
 EMERGENCY_PURPOSE = "emergency"
 EMERGENCY_RULE_ID = "emergency"
+# Who may ask for emergency access: the caller's relations to the referral, plus `coordinator`
+# (the network's coordinator agency calling with the coordinator role).
+EmergencyRelation = Literal["owner", "referrer", "assigned", "coordinator"]
+EMERGENCY_RELATIONS: tuple[str, ...] = get_args(EmergencyRelation)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from app.policy.build import NETWORK_CONDITION
 from app.policy.model import Agreement, Permit, View
 from app.policy.overlap import deny_may_block
 from app.policy.policy_set import PolicySet
@@ -11,9 +12,14 @@ from app.policy.policy_set import PolicySet
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """One permit's audience for the view; `restricted_by` lists denies that may cancel it."""
+    """One permit's audience for the view; `restricted_by` lists denies that may cancel it.
+
+    `networks` are those whose records the agreement decides (the rule's implicit condition);
+    `conditions` are the ones the rule states.
+    """
 
     agreement_id: str
+    networks: tuple[str, ...]
     rule_id: str
     granted_view: str
     roles: tuple[str, ...] | None
@@ -26,6 +32,7 @@ class Recipient:
     def to_dict(self) -> dict[str, Any]:
         return {
             "agreement": self.agreement_id,
+            "networks": list(self.networks),
             "rule": self.rule_id,
             "granted_view": self.granted_view,
             "roles": _listed(self.roles),
@@ -45,12 +52,19 @@ def _sorted(values: frozenset[str] | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(sorted(values))
 
 
-def who_can(policy_set: PolicySet, view: str, purpose: str, now: date) -> list[Recipient]:
-    """Permits in force granting `view` (or a view covering it) for `purpose`."""
+def who_can(
+    policy_set: PolicySet, view: str, purpose: str, now: date, network: str | None = None
+) -> list[Recipient]:
+    """Permits in force granting `view` (or a view covering it) for `purpose`.
+
+    With `network`, only the agreements that decide that network's records.
+    """
     found: list[Recipient] = []
     for agreement in policy_set:
         wanted = agreement.views.get(view)
         if wanted is None or not agreement.in_force(now):
+            continue
+        if network is not None and agreement.networks and network not in agreement.networks:
             continue
         for permit in agreement.all_permits:
             if _grants(permit, wanted, purpose):
@@ -68,12 +82,15 @@ def _recipient(agreement: Agreement, permit: Permit) -> Recipient:
     audience = permit.audience
     return Recipient(
         agreement_id=agreement.id,
+        networks=tuple(sorted(agreement.networks)),
         rule_id=permit.id,
         granted_view=permit.view.name,
         roles=_sorted(audience.roles),
         sectors=_sorted(audience.sectors),
         agencies=_sorted(audience.agencies),
         relations=_sorted(audience.relations),
-        conditions={key: tuple(sorted(values)) for key, values in permit.when},
+        conditions={
+            key: tuple(sorted(values)) for key, values in permit.when if key != NETWORK_CONDITION
+        },
         restricted_by=tuple(d.id for d in agreement.denies if deny_may_block(d, permit)),
     )

@@ -16,6 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
 EXAMPLES = POLICIES / "examples"
 IN_FORCE = date(2026, 6, 1)
+# minimal_document()'s agreement names no network, so it decides the records of its own id.
+TEST_NETWORK = "test-net"
+DEMO = "demo-city"  # the shipped demo agreement's network
 
 # A small valid agreement file; tests break it one line at a time.
 GOOD = textwrap.dedent(
@@ -116,12 +119,21 @@ def caller(
     return Caller(f"client-{agency}", agency, sector, frozenset(roles), frozenset(relations))
 
 
-def referral(**attributes: str) -> Record:
-    return Record("referral", attributes)
+def _of(network: str | None, attributes: dict[str, str]) -> dict[str, str]:
+    return attributes if network is None else {"network": network, **attributes}
 
 
-def note(classification: str, **attributes: str) -> Record:
-    return Record("note", {"classification": classification, **attributes})
+def referral(network: str | None = TEST_NETWORK, **attributes: str) -> Record:
+    """A referral of `network` (default: the test agreement's; None: a record naming none)."""
+    return Record("referral", _of(network, attributes))
+
+
+def note(classification: str, network: str | None = TEST_NETWORK, **attributes: str) -> Record:
+    return Record("note", _of(network, {"classification": classification, **attributes}))
+
+
+def statistics(network: str | None = TEST_NETWORK) -> Record:
+    return Record("statistics", _of(network, {}))
 
 
 def shipped() -> LoadResult:

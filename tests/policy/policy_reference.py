@@ -1,10 +1,21 @@
-"""A naive reference for decide(): plain loops over every rule of every agreement, no index."""
+"""A naive reference for decide(): plain loops over every rule of every agreement, no index.
+
+Networks are modelled here on their own, per agreement, not through the rules' conditions:
+an agreement decides a record only when the record's network is one of the agreement's
+networks. A record naming no network fails every permit and meets every deny (fail closed,
+as for any other condition). An agreement with no networks (built in code) decides every
+network's records.
+"""
 
 from dataclasses import dataclass
 from datetime import date
 
 from app.policy.decision import Caller, Record
-from app.policy.model import Agreement, Audience, Deny, Permit, View
+from app.policy.model import Agreement, Audience, Conditions, Deny, Permit, View
+
+# The record attribute naming its network; rules carry it as an implicit condition, which
+# this reference ignores in favour of its own reading of the agreement's networks.
+NETWORK = "network"
 
 
 @dataclass(frozen=True)
@@ -38,18 +49,33 @@ def audience_matches(audience: Audience, caller: Caller, *, empty_means_everyone
     )
 
 
+def _written(when: Conditions) -> Conditions:
+    """The conditions the agreement's author wrote (without the implicit network one)."""
+    return tuple((key, allowed) for key, allowed in when if key != NETWORK)
+
+
 def _permit_conditions(permit: Permit, record: Record) -> bool:
-    for key, allowed in permit.when:
+    for key, allowed in _written(permit.when):
         if key not in record.attributes or record.attributes[key] not in allowed:
             return False
     return True
 
 
 def _deny_conditions(deny: Deny, record: Record) -> bool:
-    for key, allowed in deny.when:
+    for key, allowed in _written(deny.when):
         if key in record.attributes and record.attributes[key] not in allowed:
             return False
     return True
+
+
+def decides(agreement: Agreement, record: Record, *, missing_holds: bool) -> bool:
+    """Whether the agreement decides this record: the record is of one of its networks."""
+    if not agreement.networks:
+        return True
+    network = record.attributes.get(NETWORK)
+    if network is None:
+        return missing_holds
+    return network in agreement.networks
 
 
 def _overlap(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -80,6 +106,8 @@ def reference_decide(
 
     denies: list[Deny] = []
     for a in applicable:
+        if not decides(a, record, missing_holds=True):
+            continue
         for d in a.denies:
             if d.kind != record.kind:
                 continue
@@ -107,6 +135,8 @@ def reference_decide(
     options: list[tuple[str, View, Permit]] = []
     blocked: list[View] = []
     for a in applicable:
+        if not decides(a, record, missing_holds=False):
+            continue
         permits = list(a.permits)
         if a.emergency is not None:
             permits.append(a.emergency)

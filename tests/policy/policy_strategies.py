@@ -26,6 +26,10 @@ _FIELDS = [
 _CLASSES = ["shared", "restricted", "health"]
 _PURPOSES = ["p1", "p2", "p3"]
 _RELATIONS = ["owner", "referrer", "assigned"]
+# Generated agreements decide their own id's network, a shared one, or (national ones) several;
+# records are of one of these, of a network no agreement decides, or name none.
+_NETWORKS = ["net-a", "net-b"]
+ELSEWHERE = "net-elsewhere"
 
 
 def small_subset(draw: st.DrawFn, pool: list[str], min_size: int = 0) -> list[str]:
@@ -59,10 +63,12 @@ def conditions(draw: st.DrawFn) -> dict[str, list[str]]:
 
 @st.composite
 def agreement_documents(draw: st.DrawFn, agreement_id: str) -> dict[str, Any]:
+    scope = draw(st.sampled_from(["own", "own", *_NETWORKS, "national"]))
+    national = scope == "national"
     views: dict[str, Any] = {}
-    for index in range(draw(st.integers(1, 4))):
+    for index in range(0 if national else draw(st.integers(1, 4))):
         views[f"referral.v{index}"] = small_subset(draw, _FIELDS, min_size=1)
-    for index in range(draw(st.integers(1, 2))):
+    for index in range(0 if national else draw(st.integers(1, 2))):
         views[f"notes.n{index}"] = {"notes": {"classification": small_subset(draw, _CLASSES, 1)}}
     views["statistics"] = {"aggregate": small_subset(draw, ["concerns", "district", "period"], 1)}
     names = list(views)
@@ -110,6 +116,12 @@ def agreement_documents(draw: st.DrawFn, agreement_id: str) -> dict[str, Any]:
         deny=denies,
         review_by=date(2026, draw(st.integers(2, 12)), 1),
     )
+    if national:
+        # Across networks: statistics views only, and no emergency section.
+        document["networks"] = sorted({agreement_id, *small_subset(draw, _NETWORKS, 1)})
+        return document
+    if scope != "own":
+        document["network"] = scope
     if draw(st.booleans()):
         document["emergency"] = {
             "roles": small_subset(draw, _ROLES, 1),
@@ -119,7 +131,10 @@ def agreement_documents(draw: st.DrawFn, agreement_id: str) -> dict[str, Any]:
 
 
 @st.composite
-def generated_requests(draw: st.DrawFn) -> tuple[Caller, str, Record, str | None, date]:
+def generated_requests(
+    draw: st.DrawFn, networks: list[str] | None = None
+) -> tuple[Caller, str, Record, str | None, date]:
+    """A request about a record of one of `networks` (mostly), of a stranger's, or of none."""
     who = Caller(
         "client",
         draw(st.sampled_from([*_AGENCIES, "a9"])),
@@ -133,6 +148,10 @@ def generated_requests(draw: st.DrawFn) -> tuple[Caller, str, Record, str | None
         for key in ("consent", "status", "classification")
         if (value := draw(st.sampled_from([None, *sorted(RECORD_VALUES[key])[:4]]))) is not None
     }
+    pool = networks or ["n1", "n2", "n3", *_NETWORKS]
+    network = draw(st.sampled_from([*pool, *pool, *pool, ELSEWHERE, None]))
+    if network is not None:
+        attributes["network"] = network
     view = draw(
         st.sampled_from([None, None, "referral.v0", "referral.v1", "notes.n0", "statistics"])
     )
@@ -159,14 +178,18 @@ def random_requests(
     ]
     rules += [(a, d) for a in agreements for d in a.denies]
     views = sorted({name for a in agreements for name in a.views})
+    networks = sorted({n for a in agreements for n in a.networks})
     requests = []
     for _ in range(count):
         kind = rng.choice(kinds)
         purpose = rng.choice([*_PURPOSES, "emergency", "p9"])
         who = _random_caller(rng)
         when: Conditions = ()
+        network = rng.choice([*networks, ELSEWHERE, None])
         if rules and rng.random() < 0.7:
             agreement, rule = rng.choice(rules)
+            if agreement.networks and rng.random() < 0.7:
+                network = rng.choice(sorted(agreement.networks))
             who = _caller_for(rng, rule.audience, agreement.parties, who)
             when = rule.when
             if isinstance(rule, Permit):
@@ -181,6 +204,8 @@ def random_requests(
                 attributes[key] = rng.choice(sorted(allowed[key]))
             elif (value := rng.choice([None, *pool])) is not None:
                 attributes[key] = value
+        if network is not None:
+            attributes["network"] = network
         view = rng.choice([None, None, None, "referral.nowhere", *views])
         now = date(2026, 1, 1) + timedelta(days=rng.randint(-10, 400))
         requests.append((who, purpose, Record(kind, attributes), view, now))

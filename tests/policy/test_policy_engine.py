@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from policy_factories import (
+    DEMO,
     IN_FORCE,
     agreement_from,
     caller,
@@ -17,6 +18,7 @@ from policy_factories import (
     referral,
     shipped,
     shipped_examples,
+    statistics,
 )
 from policy_reference import Outcome, reference_decide
 from policy_strategies import agreement_documents, generated_requests
@@ -41,7 +43,16 @@ def assert_matches_reference(
     decision = decide(policy_set, who, purpose, record, view, now=now)
     expected = reference_decide(list(policy_set), who, purpose, record, view, now)
     assert outcome(decision) == expected, (who, purpose, record, view, now)
+    assert_isolated(policy_set, decision, record)
     return decision
+
+
+def assert_isolated(policy_set: PolicySet, decision: Decision, record: Record) -> None:
+    """A permit comes from an agreement of the record's network, never from another's."""
+    if decision.permit and decision.agreement_id is not None:
+        agreement = policy_set.get(decision.agreement_id)
+        assert agreement is not None
+        assert not agreement.networks or record.attributes.get("network") in agreement.networks
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +126,7 @@ class TestInForce:
         who = caller("city-municipality", "local_government", ("coordinator", "caseworker"))
         expired = date(2027, 6, 30)
         for purpose in ("safeguarding_assessment", "emergency", "statistics"):
-            assert not decide(demo, who, purpose, referral(), now=expired).permit
+            assert not decide(demo, who, purpose, referral(DEMO), now=expired).permit
         assert purposes_for(demo, who, expired) == []
 
 
@@ -199,8 +210,10 @@ class TestDenyBeatsPermit:
 
     def test_deny_in_one_agreement_beats_permit_in_another(self) -> None:
         granting = self.document([])
+        # A second agreement of the same network: its deny decides the same records.
         denying = minimal_document(
             agreement="other-net",
+            network="test-net",
             rules=[],
             deny=[{"id": "police-nothing", "to": {"sectors": ["police"]}, "view": "referral.case"}],
         )
@@ -217,7 +230,7 @@ class TestViews:
         worker = caller(
             "city-social-services", "social_services", ("caseworker",), ("assigned", "referrer")
         )
-        record = referral(consent="given", status="assigned")
+        record = referral(DEMO, consent="given", status="assigned")
         decision = decide(demo, worker, "intervention_planning", record, now=IN_FORCE)
         assert decision.view == "referral.contact"
         assert decision.rule_ids == ("assigned-caseworker-contact",)
@@ -253,7 +266,7 @@ class TestViews:
     def test_explicit_view_is_projected_from_a_covering_grant(self, demo: PolicySet) -> None:
         owner = caller("school-north", "education", ("referrer",), ("owner",))
         decision = decide(
-            demo, owner, "safeguarding_assessment", referral(), "referral.summary", now=IN_FORCE
+            demo, owner, "safeguarding_assessment", referral(DEMO), "referral.summary", now=IN_FORCE
         )
         assert decision.permit and decision.view == "referral.summary"
         assert decision.fields == find_view(demo, "demo-city", "referral.summary").items  # type: ignore[union-attr]
@@ -261,18 +274,18 @@ class TestViews:
     def test_explicit_view_not_covered_is_denied(self, demo: PolicySet) -> None:
         referrer = caller("school-north", "education", ("referrer",), ("referrer",))
         decision = decide(
-            demo, referrer, "safeguarding_assessment", referral(), "referral.case", now=IN_FORCE
+            demo, referrer, "safeguarding_assessment", referral(DEMO), "referral.case", now=IN_FORCE
         )
         assert not decision.permit and decision.reason_code == "no_rule"
 
     def test_unknown_or_mismatched_view(self, demo: PolicySet) -> None:
         who = caller("city-municipality", "local_government", ("coordinator",))
         unknown = decide(
-            demo, who, "safeguarding_assessment", referral(), "referral.nope", now=IN_FORCE
+            demo, who, "safeguarding_assessment", referral(DEMO), "referral.nope", now=IN_FORCE
         )
         assert unknown.reason_code == "unknown_view"
         wrong_kind = decide(
-            demo, who, "safeguarding_assessment", note("shared"), "referral.case", now=IN_FORCE
+            demo, who, "safeguarding_assessment", note("shared", DEMO), "referral.case", now=IN_FORCE
         )
         assert wrong_kind.reason_code == "unknown_view"
         assert "does not apply to note records" in wrong_kind.reason
@@ -281,45 +294,70 @@ class TestViews:
         national = caller(
             "national-prevention-authority", "national_authority", ("statistics_reader",)
         )
-        decision = decide(demo, national, "statistics", Record("statistics", {}), now=IN_FORCE)
+        decision = decide(demo, national, "statistics", statistics(DEMO), now=IN_FORCE)
         assert decision.permit and decision.min_cell == 5
         assert "district" in decision.fields
 
     def test_emergency_window(self, demo: PolicySet) -> None:
-        worker = caller("school-south", "education", ("caseworker",))
-        decision = decide(demo, worker, "emergency", referral(), now=IN_FORCE)
+        worker = caller("school-south", "education", ("caseworker",), ("assigned",))
+        decision = decide(demo, worker, "emergency", referral(DEMO), now=IN_FORCE)
         assert decision.permit and decision.rule_ids == ("emergency",)
         assert decision.emergency_window is not None and decision.emergency_window.iso() == "PT3H"
         assert decision.legal_basis == "vital_interests"
+
+    def test_emergency_is_for_parties_to_the_case_or_the_coordinator(self, demo: PolicySet) -> None:
+        """Issue 11, finding 6: an agency with no relation to the referral may not break the glass."""
+        stranger = caller("school-south", "education", ("caseworker",))
+        assert not decide(demo, stranger, "emergency", referral(DEMO), now=IN_FORCE).permit
+        focal = caller("city-municipality", "local_government", ("coordinator",), ("coordinator",))
+        assert decide(demo, focal, "emergency", referral(DEMO), now=IN_FORCE).permit
+        reader = caller("youth-ngo-bridges", "youth_work", ("partner_reader",), ("assigned",))
+        assert not decide(demo, reader, "emergency", referral(DEMO), now=IN_FORCE).permit
 
 
 class TestPurposesFor:
     def test_lists_purposes_open_to_the_caller(self, demo: PolicySet) -> None:
         partner = caller("youth-ngo-bridges", "youth_work", ("partner_reader",))
         assert purposes_for(demo, partner, IN_FORCE) == ["service_provision"]
-        coordinator = caller("city-municipality", "local_government", ("coordinator",))
+        coordinator = caller("city-municipality", "local_government", ("coordinator",), ("coordinator",))
         assert purposes_for(demo, coordinator, IN_FORCE) == [
             "emergency",
             "intervention_planning",
             "safeguarding_assessment",
             "statistics",
+            "subject_access",
         ]
 
 
 # --- table-driven: every combination of a grid over the shipped agreements -------------------
 
+# Records without a network: the grid gives each one its agreement's network, another
+# network's, and none.
 _RECORDS = [
-    referral(),
-    referral(consent="given", status="assigned", risk_level="high"),
-    referral(consent="given", status="in_intervention", risk_level="low"),
-    referral(consent="refused", status="assigned", risk_level="critical"),
-    referral(consent="not_required", status="closed"),
-    referral(consent="given", status="triaged"),
-    note("shared"),
-    note("health", consent="given"),
-    note("restricted", consent="withdrawn"),
-    Record("statistics", {}),
+    referral(None),
+    referral(None, consent="given", status="assigned", risk_level="high"),
+    referral(None, consent="given", status="in_intervention", risk_level="low"),
+    referral(None, consent="refused", status="assigned", risk_level="critical"),
+    referral(None, consent="not_required", status="closed"),
+    referral(None, consent="given", status="triaged"),
+    note("shared", None),
+    note("health", None, consent="given"),
+    note("restricted", None, consent="withdrawn"),
+    statistics(None),
 ]
+_ELSEWHERE = "elsewhere"  # a network no agreement decides
+
+
+def _of_networks(records: list[Record], networks: list[str | None]) -> list[Record]:
+    """Each record of its agreement's network(s); the first of them also of the others."""
+    own, *others = networks
+    found = [Record(r.kind, {**r.attributes, "network": own}) if own else r for r in records]
+    for network in others:
+        found += [
+            Record(r.kind, {**r.attributes, "network": network}) if network else r
+            for r in records[:2] + records[6:]
+        ]
+    return found
 
 
 def _grid(policy_sets: list[PolicySet]) -> list[tuple[PolicySet, Caller, str, Record, str | None]]:
@@ -329,6 +367,10 @@ def _grid(policy_sets: list[PolicySet]) -> list[tuple[PolicySet, Caller, str, Re
             sector_of = _guess_sectors(agreement.parties)
             purposes = [*agreement.purposes, "emergency", "unknown"]
             views: list[str | None] = [None, *list(agreement.views)[:4]]
+            foreign = sorted(set(policy_set.networks) - agreement.networks)[:1]
+            records = _of_networks(
+                _RECORDS, [*sorted(agreement.networks), *foreign, _ELSEWHERE, None]
+            )
             for agency, roles, relations in itertools.product(
                 agreement.parties,
                 [
@@ -341,7 +383,7 @@ def _grid(policy_sets: list[PolicySet]) -> list[tuple[PolicySet, Caller, str, Re
                 [(), ("assigned",), ("owner", "referrer"), ("referrer",)],
             ):
                 who = caller(agency, sector_of[agency], roles, relations)
-                for purpose, record, view in itertools.product(purposes, _RECORDS, views[:2]):
+                for purpose, record, view in itertools.product(purposes, records, views[:2]):
                     cases.append((policy_set, who, purpose, record, view))
     return cases
 
@@ -417,6 +459,13 @@ def requests_for(
         for key, values in RECORD_VALUES.items()
         if (value := draw(st.sampled_from([None, *sorted(values)]))) is not None
     }
+    # Mostly the agreement's own network; now and then another one, a stranger's, or none.
+    own = sorted(agreement.networks)
+    network = draw(
+        st.sampled_from([*own, *own, *own, *sorted(policy_set.networks), _ELSEWHERE, None])
+    )
+    if network is not None:
+        attributes["network"] = network
     view = draw(st.sampled_from([None, None, *agreement.views, "referral.nope"]))
     now = agreement.effective_from + timedelta(days=draw(st.integers(-30, 800)))
     return who, purpose, Record(kind, attributes), view, now  # type: ignore[arg-type]
@@ -452,13 +501,14 @@ def test_shipped_agreements_match_reference(data: st.DataObject) -> None:
     documents=st.lists(
         st.sampled_from(["n1", "n2", "n3"]), min_size=1, max_size=3, unique=True
     ).flatmap(lambda ids: st.tuples(*(agreement_documents(i) for i in ids))),
-    requests=st.lists(generated_requests(), min_size=20, max_size=20),
+    data=st.data(),
 )
 def test_generated_agreements_match_reference(
-    documents: tuple[dict[str, Any], ...],
-    requests: list[tuple[Caller, str, Record, str | None, date]],
+    documents: tuple[dict[str, Any], ...], data: st.DataObject
 ) -> None:
     policy_set = PolicySet.of(agreement_from(d) for d in documents)
+    networks = sorted({n for a in policy_set for n in a.networks})
+    requests = data.draw(st.lists(generated_requests(networks), min_size=20, max_size=20))
     for who, purpose, record, view, now in requests:
         decision = assert_matches_reference(policy_set, who, purpose, record, view, now)
         explained = explain(policy_set, who, purpose, record, view, now=now)

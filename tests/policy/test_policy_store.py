@@ -36,7 +36,7 @@ def test_broken_file_keeps_previous_version_in_force(tmp_path: Path) -> None:
     assert any("kept version 2 of net in force" in w for w in result.warnings)
     # The kept version still decides.
     hall = caller("town-hall", "local_government")
-    assert decide(store.current, hall, "assessment", referral(), now=IN_FORCE).permit
+    assert decide(store.current, hall, "assessment", referral("net"), now=IN_FORCE).permit
 
 
 def test_unparseable_file_keeps_previous_version_by_source(tmp_path: Path) -> None:

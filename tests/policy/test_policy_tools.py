@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from policy_factories import (
+    DEMO,
     EXAMPLES,
     IN_FORCE,
     POLICIES,
@@ -16,6 +17,7 @@ from policy_factories import (
     referral,
     shipped,
     shipped_examples,
+    statistics,
 )
 
 from app.policy import (
@@ -29,7 +31,13 @@ from app.policy import (
     run_policy_tests,
     who_can,
 )
-from app.policy.schema_export import SCHEMA_PATH, agreement_json_schema_text
+from app.policy.schema_export import (
+    NETWORK_SCHEMA_PATH,
+    SCHEMA_PATH,
+    agreement_json_schema_text,
+    network_json_schema,
+    network_json_schema_text,
+)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +168,8 @@ class TestCheck:
 class TestWhoCan:
     def test_lists_audiences_and_conditions(self, demo: PolicySet) -> None:
         recipients = {
-            r.rule_id: r for r in who_can(demo, "referral.summary", "service_provision", IN_FORCE)
+            r.rule_id: r
+            for r in who_can(demo, "referral.summary", "service_provision", IN_FORCE, DEMO)
         }
         assert set(recipients) == {
             "owner-full",
@@ -172,23 +181,40 @@ class TestWhoCan:
         partners = recipients["partner-summary"]
         assert partners.sectors == ("civil_society", "religious_community", "youth_work")
         assert partners.roles == ("partner_reader",)
+        # The network is the agreement's, listed apart from the conditions the rule states.
+        assert partners.networks == (DEMO,)
         assert partners.conditions == {
             "consent": ("given",),
             "status": ("accepted", "assigned", "in_intervention"),
         }
+        assert partners.to_dict()["networks"] == [DEMO]
         json.dumps([r.to_dict() for r in recipients.values()])
 
+    def test_every_network_or_one(self, demo: PolicySet) -> None:
+        everywhere = who_can(demo, "referral.summary", "service_provision", IN_FORCE)
+        assert {(r.agreement_id, r.networks) for r in everywhere} == {
+            ("demo-city", ("demo-city",)),
+            ("demo-town", ("demo-town",)),
+        }
+        town = who_can(demo, "referral.summary", "service_provision", IN_FORCE, "demo-town")
+        assert town and {r.agreement_id for r in town} == {"demo-town"}
+        assert who_can(demo, "referral.summary", "service_provision", IN_FORCE, "nowhere") == []
+
     def test_flags_denies_that_may_cancel(self, demo: PolicySet) -> None:
-        health = {r.rule_id: r for r in who_can(demo, "notes.health", "service_provision", IN_FORCE)}
+        health = {
+            r.rule_id: r for r in who_can(demo, "notes.health", "service_provision", IN_FORCE, DEMO)
+        }
         assert set(health) == {"health-notes-to-care", "author-notes"}
         assert health["health-notes-to-care"].restricted_by == ()
         notes = {
-            r.rule_id: r for r in who_can(demo, "notes.shared", "intervention_planning", IN_FORCE)
+            r.rule_id: r
+            for r in who_can(demo, "notes.shared", "intervention_planning", IN_FORCE, DEMO)
         }
         # Police are in the audience, but the police deny is about health notes only.
         assert notes["assigned-shared-notes"].restricted_by == ()
         summaries = {
-            r.rule_id: r for r in who_can(demo, "referral.summary", "service_provision", IN_FORCE)
+            r.rule_id: r
+            for r in who_can(demo, "referral.summary", "service_provision", IN_FORCE, DEMO)
         }
         assert summaries["owner-full"].restricted_by == ("national-authority-no-case-data",)
 
@@ -198,7 +224,16 @@ class TestWhoCan:
 
 class TestRopa:
     def test_record_of_processing(self, demo: PolicySet) -> None:
-        (entry,) = ropa(demo)["agreements"]
+        record = ropa(demo)
+        entries = {e["agreement"]: e for e in record["agreements"]}
+        assert set(entries) == {"demo-city", "demo-town"}
+        entry = entries["demo-city"]
+        assert entry["networks"] == [DEMO] and entries["demo-town"]["networks"] == ["demo-town"]
+        networks = {n["network"]: n for n in record["networks"]}
+        assert networks[DEMO]["coordinator"] == "city-municipality"
+        assert networks[DEMO]["agreements"] == ["demo-city"]
+        assert "town-school" in networks["demo-town"]["members"]
+        assert "town-school" not in networks[DEMO]["members"]
         assert entry["controller_contact"] == "dpo@city-municipality.example"
         assert entry["review_by"] == "2027-06-30"
         assert entry["data_categories"]["referral.full"]["special_categories"] == [
@@ -217,6 +252,7 @@ class TestRopa:
         assert "emergency" in purposes
         recipients = {r["rule"]: r for r in entry["recipients"]}
         assert recipients["partner-summary"]["retention"] == "P90D"
+        assert "network" not in recipients["partner-summary"]["conditions"]
         assert recipients["partner-summary"]["legal_basis"] == "consent"
         assert {"substantial_public_interest", "health_social_care"} <= set(
             entry["special_category_conditions"]
@@ -227,6 +263,8 @@ class TestRopa:
         text = ropa_markdown(demo)
         assert text.startswith("# Record of processing activities (GDPR Art. 30)")
         assert "| partner-summary |" in text and "dpo@city-municipality.example" in text
+        assert "- Network: demo-city (it decides records of this network only)" in text
+        assert "| demo-town | Demo Town Community Action Team | town-council | demo-town |" in text
 
 
 class TestPolicyTests:
@@ -271,9 +309,9 @@ class TestExplain:
     def test_first_failing_condition_per_rule(self, demo: PolicySet) -> None:
         police = caller("city-community-police", "police", ("caseworker",), ("assigned",))
         explanation = explain(
-            demo, police, "service_provision", referral(consent="refused"), now=IN_FORCE
+            demo, police, "service_provision", referral(DEMO, consent="refused"), now=IN_FORCE
         )
-        reasons = {t.rule_id: t.reason for t in explanation.rules}
+        reasons = {t.rule_id: t.reason for t in explanation.rules if t.agreement_id == DEMO}
         assert (
             reasons["partner-summary"]
             == "caller sector police not in [civil_society, religious_community, youth_work]"
@@ -294,18 +332,20 @@ class TestExplain:
             demo,
             partner,
             "service_provision",
-            referral(consent="refused", status="assigned"),
+            referral(DEMO, consent="refused", status="assigned"),
             now=IN_FORCE,
         )
-        assert {t.rule_id: t.reason for t in explanation.rules}[
-            "partner-summary"
+        assert {(t.agreement_id, t.rule_id): t.reason for t in explanation.rules}[
+            (DEMO, "partner-summary")
         ] == "consent=refused not in [given]"
-        expired = explain(demo, partner, "service_provision", referral(), now=date(2027, 7, 1))
+        expired = explain(demo, partner, "service_provision", referral(DEMO), now=date(2027, 7, 1))
         assert {t.reason for t in expired.rules} == {"agreement expired on 2027-06-30"}
 
     def test_winning_deny_is_named(self, demo: PolicySet) -> None:
         police = caller("city-community-police", "police", ("caseworker",), ("assigned",))
-        explanation = explain(demo, police, "intervention_planning", note("health"), now=IN_FORCE)
+        explanation = explain(
+            demo, police, "intervention_planning", note("health", DEMO), now=IN_FORCE
+        )
         assert explanation.winning_deny == "no-health-notes-to-police"
         won = [t for t in explanation.rules if t.selected]
         assert [(t.rule_id, t.effect, t.status) for t in won] == [
@@ -314,14 +354,68 @@ class TestExplain:
         data = explanation.to_dict()
         assert data["decision"]["reason"] == "denied by rule no-health-notes-to-police"
 
+    def test_another_networks_record_is_not_decided(self, demo: PolicySet) -> None:
+        """Every rule of demo-city says why: the record is of another network."""
+        coordinator = caller("city-municipality", "local_government", ("coordinator",))
+        record = referral("demo-town", consent="given", status="submitted")
+        explanation = explain(demo, coordinator, "safeguarding_assessment", record, now=IN_FORCE)
+        assert not explanation.decision.permit
+        city = [t for t in explanation.rules if t.agreement_id == DEMO]
+        assert city and {t.reason for t in city} == {
+            "record is of network demo-town; demo-city decides network demo-city"
+        }
+        # demo-town's rules: the coordinator of demo-city is not a party to them.
+        town = {t.reason for t in explanation.rules if t.agreement_id == "demo-town"}
+        assert town == {"agency city-municipality is not a party to demo-town"}
+
+    def test_a_record_naming_no_network_fails_permits_and_meets_denies(
+        self, demo: PolicySet
+    ) -> None:
+        police = caller("city-community-police", "police", ("caseworker",), ("assigned",))
+        explanation = explain(
+            demo, police, "intervention_planning", note("health", None), now=IN_FORCE
+        )
+        traces = {(t.effect, t.rule_id): t for t in explanation.rules if t.agreement_id == DEMO}
+        assert traces[("permit", "assigned-shared-notes")].reason == (
+            "record names no network; demo-city decides network demo-city"
+        )
+        deny = traces[("deny", "no-health-notes-to-police")]
+        assert deny.status == "matched" and deny.reason is None
+        assert explanation.decision.reason_code == "denied_by_rule"
+
+    def test_networks_of_a_national_agreement_are_listed(self, tmp_path: Path) -> None:
+        document = minimal_document(
+            networks=["north", "south"],
+            views={"statistics": {"aggregate": ["concerns", "district"]}},
+            rules=[permit("stats", "statistics", ["statistics"])],
+        )
+        policy_set = policy_set_of(document)
+        school = caller("agency-a", "education")
+        explanation = explain(policy_set, school, "statistics", statistics("east"), now=IN_FORCE)
+        assert [t.reason for t in explanation.rules] == [
+            "record is of network east; test-net decides networks [north, south]"
+        ]
+        assert explain(policy_set, school, "statistics", statistics("south"), now=IN_FORCE).decision.permit
+
 
 class TestJsonSchema:
     def test_committed_schema_matches_the_models(self) -> None:
         assert SCHEMA_PATH.read_text(encoding="utf-8") == agreement_json_schema_text()
 
+    def test_committed_network_schema_matches_the_model(self) -> None:
+        assert NETWORK_SCHEMA_PATH.read_text(encoding="utf-8") == network_json_schema_text()
+
+    def test_network_schema_names_the_fields(self) -> None:
+        schema = network_json_schema()
+        assert schema["$id"].endswith("/network.schema.json")
+        assert set(schema["required"]) == {"network", "name", "coordinator"}
+        assert {"locales", "members", "description"} <= set(schema["properties"])
+        assert schema["additionalProperties"] is False
+
     def test_schema_names_the_fields(self) -> None:
         schema = agreement_json_schema()
         assert set(schema["required"]) >= {"agreement", "version", "parties", "purposes", "views"}
+        assert {"network", "networks"} <= set(schema["properties"])
         permit_schema = schema["$defs"]["PermitDocument"]
         assert {"purposes", "legal_basis", "retention"} <= set(permit_schema["required"])
         assert permit_schema["additionalProperties"] is False
