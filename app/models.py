@@ -2,7 +2,7 @@
 
 from app.agencies.models import Agency, ApiClient
 from app.audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
-from app.emergency.models import EmergencyGrant
+from app.emergency.models import AgencyFlag, EmergencyGrant, EmergencyNotice
 from app.idempotency import IdempotencyRecord
 from app.notes.models import Note
 from app.partners.models import PartnerDisclosure
@@ -12,8 +12,8 @@ from app.subjects.models import Subject, SubjectIdentifier
 from app.vocabularies.models import CodeMapping
 
 __all__ = [
-    "Agency", "ApiClient", "Assignment", "AuditCheckpoint", "AuditEntry", "AuditHead", "AuditNode",
-    "CodeMapping", "EmergencyGrant", "IdempotencyRecord", "JobLease", "LegalHold", "Note",
+    "Agency", "AgencyFlag", "ApiClient", "Assignment", "AuditCheckpoint", "AuditEntry", "AuditHead", "AuditNode",
+    "CodeMapping", "EmergencyGrant", "EmergencyNotice", "IdempotencyRecord", "JobLease", "LegalHold", "Note",
     "PartnerDisclosure", "Referral", "ReferralConcern", "ServiceMarker", "StatusChange", "Subject",
     "SubjectIdentifier", "Tombstone",
 ]

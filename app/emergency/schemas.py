@@ -1,18 +1,28 @@
-"""API shapes for emergency access."""
+"""API shapes for emergency access, its review and the agencies an auditor flagged."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-MIN_REASON = 20
+
+class Finding(StrEnum):
+    """An auditor's finding on a grant: `unjustified` revokes it at once and flags the agency."""
+
+    justified = "justified"
+    unjustified = "unjustified"
 
 
 class EmergencyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
+    reason: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, max_length=2000),
+        Field(description="Why there is a risk to life now; checked against the agreement's reason rule."),
+    ] = ""
 
 
 class GrantOut(BaseModel):
@@ -28,8 +38,13 @@ class GrantOut(BaseModel):
     active: bool
     reviewed_at: datetime | None = None
     reviewed_by: str | None = None
-    finding: str | None = None
+    finding: Finding | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    flag_id: str | None = Field(None, description="The flag an `unjustified` finding put on the agency.")
+    # Shown to auditors only (the grant listing); both are sealed with the person's data key.
     reason: str | None = None
+    finding_note: str | None = None
 
 
 class GrantPage(BaseModel):
@@ -39,4 +54,26 @@ class GrantPage(BaseModel):
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    finding: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+    finding: Finding
+    note: Annotated[
+        str | None,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+        Field(description="Optional free text; sealed with the person's data key, never logged."),
+    ] = None
+
+
+class FlagOut(BaseModel):
+    id: str
+    agency_id: str
+    network_id: str
+    grant_id: str
+    flagged_at: datetime
+    flagged_by: str
+    cleared_at: datetime | None = None
+    cleared_by: str | None = None
+    active: bool
+
+
+class FlagPage(BaseModel):
+    items: list[FlagOut]
+    next_cursor: str | None
