@@ -36,7 +36,7 @@ def build_state(settings: Settings, *, migrate_now: bool | None = None) -> AppSt
         log.info(notice)
     engine = make_engine(settings.resolved_database_url, threads=settings.worker_threads)
     if settings.should_migrate if migrate_now is None else migrate_now:
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, keyring=keyring)  # 0007 seals existing free text with subjects' keys
     tokens = TokenService(
         keyring,
         issuer=settings.issuer,

@@ -115,7 +115,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     from app import migrate
 
     with service_state(migrate_now=False) as state:
-        migrate.upgrade(state.engine, revision)
+        migrate.upgrade(state.engine, revision, keyring=state.keyring)
         out.print(f"database at {', '.join(sorted(migrate.current_revisions(state.engine)))}")
 
 
@@ -125,7 +125,7 @@ def db_downgrade(revision: str) -> None:
     from app import migrate
 
     with service_state(migrate_now=False) as state:
-        migrate.downgrade(state.engine, revision)
+        migrate.downgrade(state.engine, revision, keyring=state.keyring)
         out.print(f"database at {', '.join(sorted(migrate.current_revisions(state.engine))) or 'base'}")
 
 

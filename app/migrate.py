@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -11,6 +12,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from app.config import REPO_ROOT
+
+if TYPE_CHECKING:
+    from app.crypto.keyring import Keyring
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
 
@@ -23,17 +27,20 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, keyring: Keyring | None = None) -> None:
+    """`keyring`: for revisions that seal existing values (0007); an empty database needs none."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["keyring"] = keyring
         command.upgrade(config, revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
+def downgrade(engine: Engine, revision: str, *, keyring: Keyring | None = None) -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["keyring"] = keyring
         command.downgrade(config, revision)
 
 
