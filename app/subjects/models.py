@@ -1,4 +1,4 @@
-"""Subject tables: encrypted identity, derived sharing fields, blind-indexed identifiers."""
+"""Subject tables: the person's data key, the sealed identity used for linking, blind-indexed identifiers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ from app.db import Base, UTCDateTime, utcnow
 
 
 class Subject(Base):
+    """A person referred. What each referral said about them is on the referral, not here.
+
+    `identity` merges what every linked referral submitted; it is never rendered into a
+    referral (app/subjects/submissions.py holds each referral's own part). It stays for what
+    works on the person rather than on one referral: re-indexing the identifiers under a new
+    blind-index key (app/crypto/rotation.py), a future copy of the person's data for a
+    subject-access request, and a coordinator comparing two records before a merge.
+    """
+
     __tablename__ = "subjects"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -19,8 +28,6 @@ class Subject(Base):
     kek_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # Names, birth date, contact, address, identifiers, ethnicity, religion: one sealed JSON.
     identity: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    age_band: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    district: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The latest retain_until of the subject's referrals (app/retention/dates.py).

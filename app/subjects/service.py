@@ -1,9 +1,10 @@
-"""Creating, linking and reading subjects; identity is sealed with the subject's own key."""
+"""Creating and linking subjects; the merged identity is sealed with the subject's own key."""
 
 from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,6 @@ from app.crypto.keyring import KeyKind
 from app.errors import Conflict, Gone, IntegrityFailure
 from app.referrals.schemas import IDENTITY_FIELDS, SubjectIn
 from app.subjects.models import Subject, SubjectIdentifier
-from app.vocabularies.catalog import age_band_for
 
 if TYPE_CHECKING:
     from app.referrals.snapshot import SubjectSnapshot
@@ -73,35 +73,66 @@ def data_key(envelope: Envelope, subject: Subject | SubjectSnapshot) -> DataKey:
         raise IntegrityFailure("A stored record failed its integrity check; nothing was disclosed.") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """The subject a new referral belongs to, and the person's data key, already unwrapped.
+
+    `conflicts` names the known subjects its identifiers pointed to when they named more than
+    one person: the referral then gets a subject of its own, flagged for the coordinator.
+    """
+
+    subject: Subject
+    key: DataKey
+    conflicts: tuple[str, ...] = ()
+
+
 def create_or_link(
     session: Session, envelope: Envelope, blind: BlindIndex, data: SubjectIn, now: datetime
-) -> Subject:
+) -> Link:
     """A new subject, or the existing one an identifier links to (its identity updated).
 
     Two referrals about a new person may both find nobody linked. The identifier digests are
     unique, so whichever request records them first records the person; the other drops the
-    subject it was about to create and links to that one instead.
+    subject it was about to create and links to that one instead. Identifiers that belong to
+    two different known people link to neither: a guess would show one person's referrals
+    the other's subject id, and a merge is the coordinator's call (`Link.conflicts`).
     """
     # One order for every request, so two claiming the same digests never deadlock.
     digests = sorted(set(identifier_digests(blind, data)))
-    incoming = _identity_document(data)
+    lookup = lookup_digests(blind, data)
+    incoming = identity_document(data)
     for _ in range(LINK_ATTEMPTS):
-        subject = find_linked(session, lookup_digests(blind, data))
+        holders = linked_subject_ids(session, lookup)
+        if len(holders) > 1:
+            return _create_flagged(session, envelope, blind, data, incoming, digests, holders, now)
+        subject = find_linked(session, lookup)
         if subject is not None:
-            _update(session, envelope, subject, data, incoming, now)
-            if _claim(session, blind, subject.id, digests):
-                # An identifier of this person already belongs to another subject record.
-                raise _concurrent_change()
-            return subject
+            try:
+                with session.begin_nested():
+                    if _claim(session, blind, subject.id, digests):
+                        raise _IdentifierTaken  # another person holds one now: look again
+            except _IdentifierTaken:
+                continue
+            return Link(subject, _update(session, envelope, subject, incoming, now))
         try:
             with session.begin_nested():
-                subject = _create(session, envelope, data, incoming, now)
+                subject, key = _create(session, envelope, incoming, now)
                 if _claim(session, blind, subject.id, digests):
                     raise _IdentifierTaken
         except _IdentifierTaken:
             continue  # the savepoint took the new subject with it: look again, and link
-        return subject
+        return Link(subject, key)
     raise _concurrent_change()
+
+
+def linked_subject_ids(session: Session, digests: list[str]) -> tuple[str, ...]:
+    """Every subject one of the digests belongs to (more than one: the identifiers disagree)."""
+    if not digests:
+        return ()
+    found = session.scalars(
+        select(SubjectIdentifier.subject_id).where(SubjectIdentifier.digest.in_(digests)).distinct()
+    )
+    return tuple(sorted(found))
 
 
 class _IdentifierTaken(Exception):
@@ -115,32 +146,41 @@ def _concurrent_change() -> Conflict:
     )
 
 
-def _create(session: Session, envelope: Envelope, data: SubjectIn, identity: dict[str, Any], now: datetime) -> Subject:
+def _create(
+    session: Session, envelope: Envelope, identity: dict[str, Any], now: datetime
+) -> tuple[Subject, DataKey]:
     subject = Subject(id=new_subject_id(), created_at=now, updated_at=now)
     key, wrapped = envelope.new_data_key(subject.id)
     subject.wrapped_key, subject.kek_id = wrapped.wrapped, wrapped.kek_id
-    _seal(subject, key, identity, data, now)
+    subject.identity = key.seal(json.dumps(identity).encode(), IDENTITY_CONTEXT)
     session.add(subject)
     session.flush()
-    return subject
+    return subject, key
+
+
+def _create_flagged(
+    session: Session, envelope: Envelope, blind: BlindIndex, data: SubjectIn, identity: dict[str, Any],
+    digests: list[str], candidates: tuple[str, ...], now: datetime,
+) -> Link:
+    """A subject of its own for a referral whose identifiers name several known people.
+
+    It records the identifiers nobody holds yet (a later referral carrying only those links
+    here); the others stay with the people who hold them.
+    """
+    subject, key = _create(session, envelope, identity, now)
+    _claim(session, blind, subject.id, digests)
+    return Link(subject, key, conflicts=candidates)
 
 
 def _update(
-    session: Session, envelope: Envelope, subject: Subject, data: SubjectIn, incoming: dict[str, Any],
-    now: datetime,
-) -> None:
+    session: Session, envelope: Envelope, subject: Subject, incoming: dict[str, Any], now: datetime
+) -> DataKey:
     key = data_key(envelope, subject)
-    _seal(subject, key, _merge(read_identity(envelope, subject), incoming), data, now)
+    merged = _merge(read_identity(envelope, subject), incoming)
+    subject.identity = key.seal(json.dumps(merged).encode(), IDENTITY_CONTEXT)
     subject.updated_at = now
     session.flush()
-
-
-def _seal(subject: Subject, key: DataKey, identity: dict[str, Any], data: SubjectIn, now: datetime) -> None:
-    subject.identity = key.seal(json.dumps(identity).encode(), IDENTITY_CONTEXT)
-    if data.date_of_birth is not None:
-        subject.age_band = age_band_for(data.date_of_birth, now.date())
-    if data.district is not None:
-        subject.district = data.district
+    return key
 
 
 def _claim(session: Session, blind: BlindIndex, subject_id: str, digests: list[str]) -> list[str]:
@@ -166,6 +206,7 @@ def _claim(session: Session, blind: BlindIndex, subject_id: str, digests: list[s
 
 
 def read_identity(envelope: Envelope, subject: Subject | SubjectSnapshot) -> dict[str, Any]:
+    """The person's merged identity (re-indexing, linking): never rendered into a referral."""
     if subject.identity is None:
         raise Gone("This person's data has been erased.", slug="subject-erased")
     try:
@@ -176,7 +217,8 @@ def read_identity(envelope: Envelope, subject: Subject | SubjectSnapshot) -> dic
     return identity
 
 
-def _identity_document(data: SubjectIn) -> dict[str, Any]:
+def identity_document(data: SubjectIn) -> dict[str, Any]:
+    """The identifying fields as submitted, without empty ones (sealed per referral and merged)."""
     dumped = data.model_dump(mode="json", include=set(IDENTITY_FIELDS))
     return {k: v for k, v in dumped.items() if v not in (None, [])}
 
