@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Header
 
@@ -25,7 +25,9 @@ JustificationHeader = Annotated[
     str | None,
     Header(alias="X-Justification", max_length=500, description="Free-text justification."),
 ]
-ALL_RELATIONS = frozenset({"owner", "referrer", "assigned"})
+# Every relation a caller may hold to some record; `coordinator` only ever matches an emergency
+# section (`relations: [coordinator]`), so a grant's holder can state the purpose `emergency`.
+ALL_RELATIONS = frozenset({"owner", "referrer", "assigned", "coordinator"})
 
 
 class AccessDenied(Forbidden):
@@ -57,6 +59,23 @@ class Grant:
     @property
     def fields(self) -> frozenset[str]:
         return self.decision.fields
+
+
+class ChangeDenied(Forbidden):
+    """A change refused: no agreement in force of the record's network, or not the relation it needs.
+
+    Carries the record's owner and subject so the denial is logged against the person.
+    """
+
+    slug = "change-denied"
+
+    def __init__(
+        self, detail: str, *, owner_agency: str | None = None, subject_id: str | None = None,
+        network: str | None = None, **extensions: Any,
+    ) -> None:
+        super().__init__(detail, network=network, **extensions)
+        self.owner_agency = owner_agency
+        self.subject_id = subject_id
 
 
 def refuse_admin(principal: Principal) -> None:
@@ -101,6 +120,67 @@ def require_purpose(
     return purpose
 
 
+# -- networks and changes ------------------------------------------------------------------
+
+
+def in_force_party(policies: PolicySet, agency_id: str, network_id: str, today: date) -> bool:
+    """Whether the agency is a party to an agreement in force that decides this network's records."""
+    network = policies.network(network_id)
+    if network is None:
+        return False
+    for agreement_id in network.agreements:
+        agreement = policies.get(agreement_id)
+        if agreement is not None and agreement.in_force(today) and agency_id in agreement.party_set:
+            return True
+    return False
+
+
+def networks_decided_for(policies: PolicySet, principal: Principal, today: date) -> tuple[str, ...]:
+    """The networks in which the caller's agency is a party to an agreement in force (list scans)."""
+    return tuple(n for n in sorted(policies.networks) if in_force_party(policies, principal.agency_id, n, today))
+
+
+def is_coordinator(policies: PolicySet, principal: Principal, network_id: str) -> bool:
+    """The network's coordinator agency (its focal point), calling with the coordinator role."""
+    network = policies.network(network_id)
+    return (
+        network is not None and network.coordinator == principal.agency_id and "coordinator" in principal.roles
+    )
+
+
+def change_relations(policies: PolicySet, principal: Principal, referral: AnyReferral) -> frozenset[str]:
+    """The caller's relations to a record for deciding a change: as for reads, plus `coordinator`."""
+    relations = set(referral_relations(principal, referral))
+    if is_coordinator(policies, principal, referral.network_id):
+        relations.add("coordinator")
+    return frozenset(relations)
+
+
+def authorize_change(
+    policies: PolicySet, principal: Principal, referral: AnyReferral, today: date, *,
+    action: str, needs: frozenset[str],
+) -> frozenset[str]:
+    """A change is decided like a read: a party to an agreement in force of the record's network,
+    holding one of the relations the action needs.  Returns the caller's relations; else raises.
+    """
+    refuse_admin(principal)
+    network_id = referral.network_id
+    if not in_force_party(policies, principal.agency_id, network_id, today):
+        raise ChangeDenied(
+            f"{action}: your agency is not a party to an agreement in force of network {network_id!r}.",
+            owner_agency=referral.referring_agency, subject_id=referral.subject_id, network=network_id,
+        )
+    relations = change_relations(policies, principal, referral)
+    if not relations & needs:
+        wanted = ", ".join(sorted(needs))
+        raise ChangeDenied(
+            f"{action} is for: {wanted} (of this record, in network {network_id!r}).",
+            owner_agency=referral.referring_agency, subject_id=referral.subject_id, network=network_id,
+            needs=sorted(needs),
+        )
+    return relations
+
+
 def referral_relations(principal: Principal, referral: AnyReferral) -> frozenset[str]:
     relations = set()
     if principal.agency_id == referral.referring_agency:
@@ -111,7 +191,8 @@ def referral_relations(principal: Principal, referral: AnyReferral) -> frozenset
 
 
 def referral_attributes(referral: AnyReferral) -> dict[str, str]:
-    return {"consent": referral.consent_status, "status": referral.status, "risk_level": referral.risk_level}
+    return {"consent": referral.consent_status, "status": referral.status, "risk_level": referral.risk_level,
+            "network": referral.network_id}
 
 
 def decide_referral(

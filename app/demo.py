@@ -1,4 +1,4 @@
-"""The demo network: a fictional city's prevention network, seeded idempotently."""
+"""The demo networks: a fictional city's and a town's prevention networks, seeded idempotently."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ DEMO_AGENCIES: list[tuple[str, str, Sector]] = [
     ("religious-council", "Religious Community Council", Sector.religious_community),
     ("national-prevention-authority", "National Prevention Authority", Sector.national_authority),
     ("independent-auditor", "Independent Data-Protection Auditor", Sector.civil_society),
+    # The second demo network (policies/networks/demo-town.yaml), isolated from the first.
+    ("town-council", "Town Council — prevention focal point", Sector.local_government),
+    ("town-school", "Town Secondary School", Sector.education),
+    ("town-social-services", "Town Social Services", Sector.social_services),
+    ("town-youth-club", "Town Youth Club", Sector.youth_work),
 ]
 
 DEMO_CLIENTS: list[tuple[str, str, str, list[Role]]] = [
@@ -49,6 +54,11 @@ DEMO_CLIENTS: list[tuple[str, str, str, list[Role]]] = [
     ("national-statistics", "national-prevention-authority", "National statistics feed",
      [Role.statistics_reader]),
     ("independent-auditor", "independent-auditor", "Data-protection auditor", [Role.auditor]),
+    ("town-coordinator", "town-council", "Town focal point coordinator", [Role.coordinator]),
+    ("town-school-referrer", "town-school", "Town school counsellor", [Role.referrer, Role.caseworker]),
+    ("town-social-caseworker", "town-social-services", "Town social services case system",
+     [Role.referrer, Role.caseworker]),
+    ("town-youth-reader", "town-youth-club", "Youth club partner sync", [Role.partner_reader]),
 ]
 
 

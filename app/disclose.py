@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 
 from app.access import Grant
 from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Principal
+from app.errors import AppError
 from app.policy.decision import Decision
 from app.state import AppState
 
@@ -143,8 +146,10 @@ class denials_logged:  # noqa: N801 - used as a context manager, reads like a ph
         extra_refusals: bool = False,
     ) -> None:
         self.state, self.session, self.ctx, self.record_ids = state, session, ctx, record_ids
-        # Attempts that break a rule's form (e.g. emergency access without a reason) count too.
+        # Attempts that break a rule's form (e.g. emergency access without a reason) count too,
+        # as do every 403 and 429 (an emergency guardrail: status, flag, daily cap) raised inside.
         self.refusals = REFUSALS | ({"validation-error", "emergency-grant-active"} if extra_refusals else set())
+        self.refused_statuses = frozenset({403, 429}) if extra_refusals else frozenset()
 
     def __enter__(self) -> None:
         return None
@@ -166,16 +171,69 @@ class denials_logged:  # noqa: N801 - used as a context manager, reads like a ph
             await self.state.audit.record_many_async(self.session, [event], now=self.state.clock())
 
     def _denial(self, exc: BaseException | None) -> AuditEvent | None:
-        from app.access import AccessDenied
         from app.errors import AppError
 
-        if not isinstance(exc, AppError) or exc.slug not in self.refusals:
+        if not isinstance(exc, AppError) or (
+            exc.slug not in self.refusals and exc.status not in self.refused_statuses
+        ):
             return None
-        denied = exc if isinstance(exc, AccessDenied) else None
+        exc.denial_logged = True
+        decision = getattr(exc, "decision", None)
         return denial_event(
             self.ctx, reason=exc.detail,
-            decision=denied.decision if denied else None,
-            owner_agency=denied.owner_agency if denied else None,
-            subject_id=denied.subject_id if denied else None,
+            decision=decision if isinstance(decision, Decision) else None,
+            owner_agency=getattr(exc, "owner_agency", None),
+            subject_id=getattr(exc, "subject_id", None),
             record_ids=self.record_ids,
         )
+
+
+# -- every other refusal -------------------------------------------------------------------
+
+_SAFE_PURPOSE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+def is_refusal(exc: AppError) -> bool:
+    """A 403 of any kind, or a 400 that refuses a read (no purpose, not open, unknown view ...)."""
+    return exc.status == 403 or exc.slug in REFUSALS
+
+
+def refusal_event(request: Request, exc: AppError) -> AuditEvent | None:
+    """The denial entry for a refusal that no handler logged itself; None without a caller."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None or getattr(exc, "denial_logged", False):
+        return None
+    route = request.scope.get("route")
+    # Path parameters name records (ids); anything else a caller typed is left out of the log.
+    record_ids = {k: v for k, v in request.path_params.items() if isinstance(v, str) and _SAFE_VALUE.match(v)}
+    purpose = request.headers.get("X-Purpose")
+    decision = getattr(exc, "decision", None)
+    details = {
+        "client_id": principal.client_id,
+        "on_behalf_of": principal.act,
+        "request_id": getattr(request.state, "request_id", None),
+        "reason": exc.detail,
+        "refusal": exc.slug,
+        "status": exc.status,
+        "operation": f"{request.method} {getattr(route, 'path', '?')}",
+        "record_ids": record_ids,
+        **(decision_details(decision) if isinstance(decision, Decision) else {}),
+    }
+    return AuditEvent(
+        event_type=EventType.denial.value,
+        actor_agency=getattr(exc, "owner_agency", None),
+        recipient_agency=principal.agency_id,
+        purpose=purpose if purpose and _SAFE_PURPOSE.match(purpose) else None,
+        decision="deny",
+        agreement_id=decision.agreement_id if isinstance(decision, Decision) else None,
+        rule_id=decision.rule_ids[0] if isinstance(decision, Decision) and decision.rule_ids else None,
+        subject_id=getattr(exc, "subject_id", None),
+        details={k: v for k, v in details.items() if v is not None},
+    )
+
+
+def log_refusal(state: AppState, event: AuditEvent) -> None:
+    """Commit a refusal's entry in a unit of work of its own (the request's was rolled back)."""
+    with state.sessions() as session:
+        state.audit.record(session, event, now=state.clock())

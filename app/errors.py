@@ -35,6 +35,7 @@ class AppError(Exception):
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
+        self.denial_logged = False  # set once a refusal's denial entry is written (app.disclose)
         if slug is not None:
             self.slug = slug
         self.detail = detail
@@ -152,9 +153,28 @@ def validation_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+async def _log_refusal(request: Request, exc: AppError) -> None:
+    """Every refusal, on every endpoint, leaves a denial in the disclosure log (here, once)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from app import disclose
+
+    if not disclose.is_refusal(exc):
+        return
+    event = disclose.refusal_event(request, exc)
+    state = getattr(request.app.state, "cb", None)
+    if event is None or state is None:
+        return
+    try:
+        await run_in_threadpool(disclose.log_refusal, state, event)
+    except Exception as failure:  # noqa: BLE001 - the refusal stands; the operator is told
+        log.error("a refusal could not be logged", extra={"error_type": type(failure).__name__})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        await _log_refusal(request, exc)
         return problem(
             exc.status, exc.title, exc.detail, slug=exc.slug, request=request,
             headers=exc.headers or None, **exc.extensions,

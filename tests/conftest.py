@@ -180,7 +180,7 @@ def move(app_client: TestClient, auth: Callable[..., dict[str, str]]) -> Callabl
             if body["to"] in ("declined", "withdrawn", "transferred"):
                 body.setdefault("reason", "test reason")
             if body["to"] == "transferred":
-                body.setdefault("to_network", "Saida LPN")
+                body.setdefault("to_network", "demo-town")
             if body["to"] == "assigned":
                 body.setdefault("agencies", ["youth-ngo-bridges"])
             response = app_client.post(

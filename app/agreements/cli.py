@@ -94,13 +94,14 @@ def policy_test(
 def policy_who_can(
     view: Annotated[str, typer.Option(help="View name, e.g. referral.summary.")],
     purpose: Annotated[str, typer.Option(help="Purpose id.")],
+    network: Annotated[str | None, typer.Option(help="Only agreements deciding this network.")] = None,
     directory: DirOption = None,
     on: OnOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Which sectors, roles, agencies and relations can receive a view for a purpose."""
     _, result = _load(directory)
-    recipients = who_can(result.policy_set, view, purpose, _day(on))
+    recipients = who_can(result.policy_set, view, purpose, _day(on), network)
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in recipients]))
         return
@@ -115,7 +116,9 @@ def policy_who_can(
         )
         conditions = " ".join(f"{k}∈{{{','.join(v)}}}" for k, v in r.conditions.items())
         caveat = f" (may be cancelled by {', '.join(r.restricted_by)})" if r.restricted_by else ""
-        out.print(f"{r.agreement_id}/{r.rule_id} → {r.granted_view}: {escape(audience)} {escape(conditions)}{caveat}")
+        networks = f"[{','.join(r.networks)}] " if r.networks else ""
+        out.print(f"{escape(networks)}{r.agreement_id}/{r.rule_id} → {r.granted_view}: "
+                  f"{escape(audience)} {escape(conditions)}{caveat}")
 
 
 @policy_cli.command("ropa")
@@ -159,6 +162,10 @@ def policy_explain(
             raise typer.Exit(2)
         attributes[key] = value
     _, result = _load(directory)
+    # A described record is of the agency's (first) network unless it names another, as in the API.
+    mine = result.policy_set.networks_of(agency)
+    if "network" not in attributes and mine:
+        attributes["network"] = mine[0]
     caller = Caller("cli", agency, sector, _split(roles), _split(relations))
     explanation = explain(result.policy_set, caller, purpose, Record(kind, attributes), view, now=_day(on))  # type: ignore[arg-type]
     out.print_json(json.dumps(explanation.to_dict(), default=str))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.agreements import service
-from app.agreements.schemas import AgreementPage, ExplainIn, ExplainOut, ReloadOut
+from app.agreements.schemas import AgreementPage, ExplainIn, ExplainOut, NetworkOut, NetworkPage, ReloadOut
+from app.errors import NotFound
 from app.auth.principal import AdminPrincipal, CurrentPrincipal
 from app.state import DbSession, State
 
@@ -15,6 +16,21 @@ router = APIRouter(tags=["agreements"])
 @router.get("/v1/agreements", operation_id="list_agreements", response_model=AgreementPage)
 def list_agreements(state: State, _: CurrentPrincipal) -> AgreementPage:
     return AgreementPage(items=service.in_force(state.policies.current, state.clock().date()))
+
+
+@router.get("/v1/networks", operation_id="list_networks", response_model=NetworkPage)
+def list_networks(state: State, _: CurrentPrincipal) -> NetworkPage:
+    """The networks on this deployment: coordinator, members and agreements (no case data)."""
+    return NetworkPage(items=service.networks(state.policies.current))
+
+
+@router.get("/v1/networks/{network_id}", operation_id="get_network", response_model=NetworkOut,
+            responses={404: {"description": "No such network"}})
+def get_network(state: State, _: CurrentPrincipal, network_id: str) -> NetworkOut:
+    found = [n for n in service.networks(state.policies.current) if n.id == network_id]
+    if not found:
+        raise NotFound(f"No network {network_id!r} on this deployment.")
+    return found[0]
 
 
 @router.post(

@@ -21,6 +21,23 @@ class AgreementOut(BaseModel):
     controller_contact: str
     parties: list[str]
     purposes: dict[str, str]
+    networks: list[str] = Field(description="The networks whose records it decides.")
+
+
+class NetworkOut(BaseModel):
+    """A prevention network on this deployment."""
+
+    id: str
+    name: str
+    locales: list[str]
+    coordinator: str | None = Field(description="The coordinator agency (focal point); null for an implicit network.")
+    members: list[str]
+    agreements: list[str]
+
+
+class NetworkPage(BaseModel):
+    items: list[NetworkOut]
+    next_cursor: str | None = None
 
 
 class AgreementPage(BaseModel):
@@ -37,6 +54,7 @@ class RecordLike(BaseModel):
     status: Code | None = None
     risk_level: Code | None = None
     classification: Code | None = None
+    network: Code | None = Field(default=None, description="Default: your agency's (first) network.")
     relations: Annotated[list[Literal["owner", "referrer", "assigned"]], Field(max_length=3)] = Field(
         default_factory=list, description="Your relation to the hypothetical record."
     )

@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from app import access
-from app.agreements.schemas import AgreementOut, ExplainIn, ReloadOut
+from app.agreements.schemas import NetworkOut, AgreementOut, ExplainIn, ReloadOut
 from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Principal
 from app.bootstrap import load_policies
@@ -28,9 +28,14 @@ def in_force(policies: PolicySet, today: date) -> list[AgreementOut]:
             effective_from=a.effective_from, review_by=a.review_by,
             in_force=a.effective_from <= today < a.review_by,
             controller_contact=a.controller_contact, parties=list(a.parties), purposes=dict(a.purposes),
+            networks=sorted(a.networks),
         )
         for a in policies
     ]
+
+
+def networks(policies: PolicySet) -> list[NetworkOut]:
+    return [NetworkOut(**n.to_dict()) for n in policies.networks.values()]
 
 
 def explain_for(
@@ -41,7 +46,8 @@ def explain_for(
     if data.referral_id is not None:
         referral = referrals.load(session, data.referral_id)
         relations = access.referral_relations(principal, referral)
-        if not relations and "coordinator" not in principal.roles:
+        involved = relations or access.is_coordinator(policies, principal, referral.network_id)
+        if not involved or not access.in_force_party(policies, principal.agency_id, referral.network_id, today):
             # Explaining a stranger's referral would disclose its status and consent.
             raise Forbidden("Explain a referral you are involved in, or describe one in `record`.")
         record = Record("referral", access.referral_attributes(referral))
@@ -51,6 +57,10 @@ def explain_for(
         attributes = {
             k: v for k, v in data.record.model_dump(exclude={"kind", "relations"}).items() if v is not None
         }
+        # A described record is of the caller's network unless it names another.
+        mine = policies.networks_of(principal.agency_id)
+        if "network" not in attributes and mine:
+            attributes["network"] = mine[0]
         record = Record(data.record.kind, attributes)
     return explain(
         policies, access.caller(principal, relations), data.purpose, record, data.view, now=today

@@ -27,10 +27,11 @@ class EventType(StrEnum):
     emergency_read = "emergency_read"
     withdrawal_notice = "withdrawal_notice"
     aggregate_disclosure = "aggregate_disclosure"
+    link = "link"  # a new referral joined a known person's subject: its referrer learns the subject id
 
 
 DISCLOSURE_TYPES: Final = frozenset(
-    {EventType.disclosure, EventType.emergency_read, EventType.aggregate_disclosure}
+    {EventType.disclosure, EventType.emergency_read, EventType.aggregate_disclosure, EventType.link}
 )
 """Event types that mean data left for another agency (the subject-access report's rows)."""
 

@@ -29,6 +29,7 @@ _EXPORT = (DCM, "110106", "Export")
 _APPLICATION = (DCM, "110100", "Application Activity")
 _SECURITY = (DCM, "110113", "Security Alert")
 _QUERY = (DCM, "110112", "Query")
+_PATIENT_RECORD = (DCM, "110110", "Patient Record")
 
 # event type -> (AuditEvent.type, action C/R/U/D/E, restful-interaction subtype or None)
 KINDS: Final[dict[str, tuple[tuple[str, str, str], str, str | None]]] = {
@@ -47,6 +48,7 @@ KINDS: Final[dict[str, tuple[tuple[str, str, str], str, str | None]]] = {
     "agreement_load": (_APPLICATION, "E", None),
     "key_event": (_SECURITY, "E", None),
     "emergency_grant": (_SECURITY, "E", None),
+    "link": (_PATIENT_RECORD, "U", None),
 }
 
 

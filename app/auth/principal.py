@@ -51,6 +51,7 @@ def _from_token(
         token_id=claims.jti,
     )
     request.state.client_id = principal.client_id
+    request.state.principal = principal  # for the denial entry of any refusal (app.errors)
     return principal
 
 

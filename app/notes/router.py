@@ -5,20 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, status
-from fastapi.responses import JSONResponse
 
-from app import access, disclose, idempotency
+from app import access, disclose, door, idempotency
 from app.audit.events import EventType
 from app.auth.principal import CurrentPrincipal
 from app.notes import service
 from app.notes.models import Note
 from app.notes.schemas import NoteIn, NoteOut, NotePage
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.policy.decision import Decision
 from app.referrals import service as referrals
 from app.state import DbSession, State
 from app.subjects.models import Subject
 
 router = APIRouter(tags=["notes"])
+NOTE_FIELDS = ("note.text", "note.classification", "note.author_person")
 
 
 @router.post(
@@ -48,7 +49,8 @@ def create_note(
         assert note is not None
         headers = {"Idempotent-Replayed": "true"}
     else:
-        note = service.add(session, state.envelope, principal, referral, body, state.clock())
+        note = service.add(session, state.envelope, principal, referral, body, state.clock(),
+                           policies=state.policies.current)
         disclose.log_reads(state, session, [disclose.change_event(
             principal, EventType.create, subject_id=referral.subject_id,
             record_ids={"referral_id": referral.id, "note_id": note.id}, request_id=request.state.request_id,
@@ -59,7 +61,16 @@ def create_note(
         headers = {}
     subject = session.get(Subject, referral.subject_id)
     assert subject is not None
-    return JSONResponse(service.render(note, state.envelope, subject), status_code=201, headers=headers)
+    # The author's own note, echoed back to it (also on a replay): an access, logged like any other.
+    ctx = disclose.ReadContext(principal, "", None, request.state.request_id)
+    reason = "idempotent replay of the creating request" if headers else "created"
+    own = access.Grant(Decision(True, reason, "permitted", view="own-note"), "access")
+    released = door.record_part(
+        ctx, own, service.render(note, state.envelope, subject), owner_agency=note.author_agency,
+        subject_id=referral.subject_id, record_ids={"referral_id": referral.id, "note_id": note.id},
+        fields=NOTE_FIELDS,
+    )
+    return door.send(state, session, [released], door.one, status_code=201, headers=headers)
 
 
 @router.get(
@@ -88,13 +99,12 @@ def list_notes(
             session, state.envelope, principal, referral, stated, cursor, limit, policies, today
         )
     ctx = disclose.ReadContext(principal, stated, justification, request.state.request_id)
-    disclose.log_reads(state, session, [
-        disclose.read_event(
+    released = [
+        door.record_part(
             ctx, access.Grant(decision, "access" if item["author_agency"] == principal.agency_id else "disclosure"),
-            owner_agency=item["author_agency"], subject_id=referral.subject_id,
-            record_ids={"referral_id": referral.id, "note_id": item["id"]},
-            fields=["note.text", "note.classification", "note.author_person"],
+            item, owner_agency=item["author_agency"], subject_id=referral.subject_id,
+            record_ids={"referral_id": referral.id, "note_id": item["id"]}, fields=NOTE_FIELDS,
         )
         for item, decision in zip(items, decisions, strict=True)
-    ])
-    return JSONResponse({"items": items, "next_cursor": next_cursor})
+    ]
+    return door.send(state, session, released, door.page(next_cursor))

@@ -6,9 +6,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 
-from app import access, disclose
+from app import access, disclose, door
 from app.audit.events import EventType
 from app.auth.principal import CurrentPrincipal
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit
@@ -60,22 +59,23 @@ def sync_summaries(
                                   record_ids={"referral_id": referral_id}, request_id=ctx.request_id)
             for referral_id, subject_id in service.withdraw(session, principal, result.due, now)
         ]
-        handed_out = [] if unchanged else [
-            disclose.read_event(
-                ctx, item.grant, owner_agency=item.referral.referring_agency, subject_id=item.referral.subject_id,
-                record_ids={"referral_id": item.referral.id}, fields=item.grant.fields,
-            )
+        released = [] if unchanged else [
+            door.referral(ctx, item.grant, item.referral, item.referral.subject, state.envelope)
             for item in result.items
         ]
-        disclose.log_reads(state, session, notices + handed_out)
         if not unchanged:
             service.remember(session, principal, result.items, now)
-    if unchanged:
-        return Response(status_code=304, headers={"ETag": result.etag})
-    body = {
-        "items": [item.document for item in result.items],
-        "next_cursor": result.next_cursor,
-        "withdrawn": result.withdrawn,
-        "synced_at": now.isoformat(),
-    }
-    return JSONResponse(body, headers={"ETag": result.etag, "Cache-Control": "private, no-store"})
+        if unchanged:
+            disclose.log_reads(state, session, notices)
+            return Response(status_code=304, headers={"ETag": result.etag})
+
+        def page(documents: list[dict[str, Any]]) -> dict[str, Any]:
+            return {
+                "items": [{**d, **item.extra} for d, item in zip(documents, result.items, strict=True)],
+                "next_cursor": result.next_cursor,
+                "withdrawn": result.withdrawn,
+                "synced_at": now.isoformat(),
+            }
+
+        return door.send(state, session, released, page, extra_events=notices,
+                         headers={"ETag": result.etag, "Cache-Control": "private, no-store"})

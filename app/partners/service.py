@@ -28,9 +28,11 @@ _held = cast(Table, PartnerDisclosure.__table__)
 
 @dataclass(frozen=True, slots=True)
 class Disclosed:
+    """A summary due to the partner: the door renders it; `extra` is the sync's own metadata."""
+
     referral: ReferralSnapshot
     grant: Grant
-    document: dict[str, Any]
+    extra: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +66,10 @@ def sync(
     today = now.date()
     due = _withdrawals_due(session, principal, purpose, policies, now)
     f = repository.ReferralFilter(updated_since=updated_since)
-    page, next_cursor = referrals.list_page(session, crypto, principal, purpose, f, cursor, limit, policies, today)
+    page, next_cursor = referrals.list_page(session, principal, purpose, f, cursor, limit, policies, today)
     items = [
-        Disclosed(r, g, {**doc, "view": g.decision.view,
-                         "retain_until": retain_until(g.decision, r, today).isoformat()})
-        for r, g, doc in page
+        Disclosed(r, g, {"view": g.decision.view, "retain_until": retain_until(g.decision, r, today).isoformat()})
+        for r, g in page
     ]
     withdrawn_query = select(PartnerDisclosure.referral_id).where(
         PartnerDisclosure.agency_id == principal.agency_id, PartnerDisclosure.withdrawn_at.is_not(None)
@@ -77,7 +78,7 @@ def sync(
         withdrawn_query = withdrawn_query.where(PartnerDisclosure.withdrawn_at >= updated_since)
     withdrawn = sorted(set(session.scalars(withdrawn_query)) | {rid for rid, _ in due}) if cursor is None else []
     fingerprint = json.dumps(
-        [[d.referral.id, d.referral.version, d.document["retain_until"]] for d in items]
+        [[d.referral.id, d.referral.version, d.extra["retain_until"]] for d in items]
         + [withdrawn, next_cursor, [a.content_hash for a in policies]],
         separators=(",", ":"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
@@ -17,20 +17,33 @@ class Referral(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     schema_id: Mapped[str] = mapped_column(String(40))
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    # The network whose agreements decide it: chosen at creation, changed only by a transfer.
+    network_id: Mapped[str] = mapped_column(String(64), index=True)
     referring_agency: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
     referring_client: Mapped[str] = mapped_column(String(64))
-    referring_person: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Free text (app/referrals/sealed.py): sealed with the subject's data key, like the narrative.
+    referring_person: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     concerns: Mapped[list[str]] = mapped_column(JSON)
     vulnerability_factors: Mapped[list[str]] = mapped_column(JSON)
     protective_factors: Mapped[list[str]] = mapped_column(JSON)
     risk_level: Mapped[str] = mapped_column(String(40), index=True)
     urgency: Mapped[str] = mapped_column(String(40))
+    # status, legal_basis, recorded_at; who recorded it is free text, sealed in its own column.
     consent: Mapped[dict[str, Any]] = mapped_column(JSON)
+    consent_recorded_by: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     consent_status: Mapped[str] = mapped_column(String(40))
     requested_services: Mapped[list[str]] = mapped_column(JSON)
     intervention_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Free text often names people: sealed with the subject's data key.
     narrative: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # The subject as THIS referral described them (app/subjects/submissions.py): every subject.*
+    # field renders from here, never from what another referral said about the person.
+    subject_submission: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    subject_age_band: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    subject_district: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # Known subjects its identifiers pointed to when they named more than one: it was left
+    # unlinked, for the coordinator to resolve.
+    link_conflicts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     code_system: Mapped[str | None] = mapped_column(String(64), nullable=True)
     original_codes: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -67,13 +80,14 @@ class StatusChange(Base):
     )
     from_status: Mapped[str | None] = mapped_column(String(40), nullable=True)
     to_status: Mapped[str] = mapped_column(String(40))
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Sealed with the subject's data key (app/referrals/sealed.py), bound to this row's id.
+    reason: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
     agencies: Mapped[list[str]] = mapped_column(JSON)
     to_network: Mapped[str | None] = mapped_column(String(200), nullable=True)
     by_agency: Mapped[str] = mapped_column(String(64))
     by_client: Mapped[str] = mapped_column(String(64))
-    by_person: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    by_person: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

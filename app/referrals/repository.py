@@ -30,6 +30,7 @@ class ReferralFilter:
     extra: dict[str, str] = field(default_factory=dict)
     # Record conditions one of which must hold (app.policy.reach): a prefilter for list scans.
     any_of: tuple[tuple[tuple[str, frozenset[str]], ...], ...] | None = None
+    networks: tuple[str, ...] | None = None  # None: every network
 
 
 def get(session: Session, referral_id: str, *, for_update: bool = False) -> Referral | None:
@@ -44,7 +45,8 @@ def get(session: Session, referral_id: str, *, for_update: bool = False) -> Refe
 
 
 # The record attributes agreements put conditions on (app.access.referral_attributes).
-CONDITION_COLUMNS = {"consent": Referral.consent_status, "status": Referral.status, "risk_level": Referral.risk_level}
+CONDITION_COLUMNS = {"consent": Referral.consent_status, "status": Referral.status, "risk_level": Referral.risk_level,
+                     "network": Referral.network_id}
 CONDITION_ATTRIBUTES = frozenset(CONDITION_COLUMNS)
 
 
@@ -57,6 +59,8 @@ def _filtered(f: ReferralFilter) -> Select[tuple[Referral]]:
                 Assignment.referral_id == Referral.id, Assignment.agency_id == f.assigned_to
             ))
         query = query.where(visible)
+    if f.networks is not None:
+        query = query.where(Referral.network_id.in_(f.networks))
     if f.statuses:
         query = query.where(Referral.status.in_(f.statuses))
     if f.risk_levels:
@@ -87,13 +91,15 @@ def page(session: Session, f: ReferralFilter, limit: int) -> list[ReferralSnapsh
 
 
 def events(
-    session: Session, agency_id: str | None, after: int, limit: int
+    session: Session, agency_id: str | None, after: int, limit: int, networks: Sequence[str] | None = None
 ) -> Sequence[StatusChange]:
     """Status changes, oldest first after a cursor; for one agency, of what it made or holds."""
     query = (
         select(StatusChange).where(StatusChange.id > after)
         .join(Referral, Referral.id == StatusChange.referral_id).where(_NOT_BURIED)
     )
+    if networks is not None:
+        query = query.where(Referral.network_id.in_(networks))
     if agency_id is not None:
         query = query.where(or_(
             Referral.referring_agency == agency_id,

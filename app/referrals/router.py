@@ -9,13 +9,15 @@ from fastapi import APIRouter, Body, Header, Query, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from app import access, disclose, idempotency
+from app import access, disclose, door, idempotency
 from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Caller, CurrentPrincipal, Principal
+from app.emergency import feed as emergency_feed
 from app.errors import Forbidden
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.policy.vocabulary import EMERGENCY_PURPOSE
-from app.referrals import repository, service
+from app.referrals import repository, service, snapshot
+from app.referrals.models import Referral
 from app.referrals.schemas import (
     ConsentUpdate,
     EventOut,
@@ -25,8 +27,11 @@ from app.referrals.schemas import (
     ReferralPage,
     TransitionIn,
 )
+from app.referrals.snapshot import AnyReferral, ReferralSnapshot
 from app.retention.dates import RetentionRules
 from app.state import AppState, DbSession, ReadSession, State
+from app.subjects import links
+from app.subjects.models import Subject
 
 router = APIRouter(tags=["referrals"])
 PURPOSE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -68,7 +73,8 @@ def _referral_response(document: dict[str, Any], status_code: int, tag: str, **h
     operation_id="create_referral",
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralOut,
-    responses={409: {"description": "Idempotency-Key reused with another body"},
+    responses={403: {"description": "Not a referrer, or a party to no agreement in force of any network"},
+               409: {"description": "Idempotency-Key reused with another body"},
                422: {"description": "Invalid referral; unknown codes list the valid ones"}},
 )
 def create_referral(
@@ -82,32 +88,38 @@ def create_referral(
     raw = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     key = idempotency.check_key(idempotency_key)
     fingerprint = idempotency.request_hash("POST", "/v1/referrals", raw)
-    if key is not None:
-        replay = idempotency.find(session, principal.client_id, key, fingerprint)
-        if replay is not None:
-            referral = service.load(session, replay.resource_id)
-            document = service.render_for_owner(session, crypto(state), referral)
-            disclose.log_reads(state, session, [disclose.change_event(
-                principal, EventType.access, subject_id=referral.subject_id,
-                record_ids={"referral_id": referral.id}, request_id=request.state.request_id,
-                fields=sorted(disclose.paths_of(document)), reason="idempotent replay of the creating request",
-            )])
-            return _referral_response(
-                document, replay.status_code, service.etag(referral),
-                Location=f"/v1/referrals/{referral.id}", **{"Idempotent-Replayed": "true"},
-            )
-    referral = service.create(
-        session, crypto(state), principal, raw, state.clock(), retention=retention(state)
-    )
-    if key is not None:
-        idempotency.remember(session, principal.client_id, key, fingerprint, 201, "referral", referral.id)
-    document = service.render_for_owner(session, crypto(state), referral)
-    disclose.log_reads(state, session, [disclose.change_event(
-        principal, EventType.create, subject_id=referral.subject_id, record_ids={"referral_id": referral.id},
-        request_id=request.state.request_id, fields=sorted(disclose.paths_of(document)),
-        code_system=referral.code_system,
-    )])
-    return _referral_response(document, 201, service.etag(referral), Location=f"/v1/referrals/{referral.id}")
+    ctx = disclose.ReadContext(principal, "", None, request.state.request_id)
+    replay = idempotency.find(session, principal.client_id, key, fingerprint) if key is not None else None
+    linked: list[AuditEvent] = []  # a link to a known person is logged with the creation
+    if replay is not None:
+        referral = service.load(session, replay.resource_id)
+        released = door.own_submission(
+            ctx, referral, _subject(session, referral), state.envelope, service.ALL_FIELDS,
+            event_type=EventType.access, reason="idempotent replay of the creating request",
+        )
+        status_code, replayed = replay.status_code, {"Idempotent-Replayed": "true"}
+    else:
+        referral = service.create(
+            session, crypto(state), principal, raw, state.clock(), policies=state.policies.current,
+            retention=retention(state),
+        )
+        if key is not None:
+            idempotency.remember(session, principal.client_id, key, fingerprint, 201, "referral", referral.id)
+        released = door.own_submission(
+            ctx, referral, _subject(session, referral), state.envelope, service.ALL_FIELDS,
+            event_type=EventType.create, reason="created",
+        )
+        linked = links.link_events(session, principal, referral, request.state.request_id)
+        status_code, replayed = 201, {}
+    headers = {"ETag": service.etag(referral), "Location": f"/v1/referrals/{referral.id}", **replayed}
+    return door.send(state, session, [released], door.one, status_code=status_code, headers=headers,
+                     extra_events=linked)
+
+
+def _subject(session: Session, referral: AnyReferral) -> Subject:
+    subject = session.get(Subject, referral.subject_id)
+    assert subject is not None  # a referral's subject row outlives it (erasure keeps a tombstone)
+    return subject
 
 
 @router.get(
@@ -142,44 +154,34 @@ async def get_referral(
     async with disclose.denials_logged(state, session, ctx, {"referral_id": referral_id}):
         stated = access.require_purpose(policies, principal, purpose, now.date(), allow_emergency=True)
         if stated == EMERGENCY_PURPOSE:
-            document, tag, headers, event = _emergency_read(session, state, principal, referral_id, ctx)
+            referral, released, headers = _emergency_read(session, state, principal, referral_id, ctx)
         else:
-            referral, grant, document = service.read(
-                session, crypto(state), principal, referral_id, stated, policies, view, now.date()
-            )
-            tag, headers = service.etag(referral), _grant_headers(grant)
-            event = disclose.read_event(
-                ctx, grant, owner_agency=referral.referring_agency, subject_id=referral.subject_id,
-                record_ids={"referral_id": referral.id}, fields=grant.fields,
-            )
-    await disclose.log_reads_async(state, session, [event])
-    return _referral_response(document, 200, tag, **headers)
+            referral, grant = service.read(session, principal, referral_id, stated, policies, view, now.date())
+            released = door.referral(ctx, grant, referral, referral.subject, state.envelope)
+            headers = _grant_headers(grant)
+    return await door.send_async(state, session, [released], door.one,
+                                 headers={"ETag": service.etag(referral), **headers})
 
 
 def _emergency_read(
     session: Session, state: AppState, principal: Principal, referral_id: str, ctx: disclose.ReadContext,
-) -> tuple[dict[str, Any], str, dict[str, str], AuditEvent]:
+) -> tuple[ReferralSnapshot, door.Released, dict[str, str]]:
     """A read under an active emergency grant: the grant's view only, logged and flagged."""
     from app.emergency import service as emergency
 
     now = state.clock()
-    referral = service.load(session, referral_id)
+    referral = snapshot.load(session, referral_id)
     grant = emergency.active_grant(session, referral.id, principal.agency_id, now)
     if grant is None:
         raise Forbidden(
             "No active emergency grant: ask for one with POST /v1/referrals/{id}/emergency-access.",
             slug="access-denied",
         )
-    document = service.render_fields(session, crypto(state), referral, frozenset(grant.fields))
-    event = AuditEvent(
-        event_type=EventType.emergency_read.value, actor_agency=referral.referring_agency,
-        recipient_agency=principal.agency_id, purpose=EMERGENCY_PURPOSE, decision="permit",
-        agreement_id=grant.agreement_id, rule_id="emergency", subject_id=referral.subject_id,
-        details=ctx.details(record_ids={"referral_id": referral.id, "grant_id": grant.id},
-                            fields=sorted(grant.fields), view=grant.view, flagged=True,
-                            grant_expires_at=grant.expires_at.isoformat()),
+    released = door.emergency(
+        ctx, referral, referral.subject, state.envelope, grant_id=grant.id, agreement_id=grant.agreement_id,
+        view=grant.view, fields=frozenset(grant.fields), expires_at=grant.expires_at.isoformat(),
     )
-    return document, service.etag(referral), {"X-Granted-View": grant.view, "X-Emergency-Grant": grant.id}, event
+    return referral, released, {"X-Granted-View": grant.view, "X-Emergency-Grant": grant.id}
 
 
 @router.get(
@@ -212,15 +214,9 @@ def list_referrals(
     f = repository.ReferralFilter(
         statuses=tuple(status_), risk_levels=tuple(risk_level), concerns=tuple(concern), updated_since=since
     )
-    page, next_cursor = service.list_page(
-        session, crypto(state), principal, stated, f, cursor, limit, policies, today
-    )
-    disclose.log_reads(state, session, [
-        disclose.read_event(ctx, grant, owner_agency=r.referring_agency, subject_id=r.subject_id,
-                            record_ids={"referral_id": r.id}, fields=grant.fields)
-        for r, grant, _ in page
-    ])
-    return JSONResponse({"items": [document for _, _, document in page], "next_cursor": next_cursor})
+    page, next_cursor = service.list_page(session, principal, stated, f, cursor, limit, policies, today)
+    released = [door.referral(ctx, grant, r, r.subject, state.envelope) for r, grant in page]
+    return door.send(state, session, released, door.page(next_cursor))
 
 
 @router.post(
@@ -243,6 +239,8 @@ def transition_referral(
     body: TransitionIn,
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
     idempotency_key: idempotency.IdempotencyKey = None,
+    purpose: access.PurposeHeader = None,
+    justification: access.JustificationHeader = None,
 ) -> Any:
     key = idempotency.check_key(idempotency_key)
     fingerprint = idempotency.request_hash(
@@ -251,19 +249,42 @@ def transition_referral(
     replay = idempotency.find(session, principal.client_id, key, fingerprint) if key else None
     if replay is not None:
         referral = service.load(session, referral_id)
-        return _referral_response(service.status_view(referral), replay.status_code, service.etag(referral),
-                                  **{"Idempotent-Replayed": "true"})
-    source = service.load(session, referral_id).status
-    referral = service.transition(session, principal, referral_id, body, if_match, state.clock(),
-                                  retention=retention(state))
-    disclose.log_reads(state, session, [disclose.change_event(
+        return _write_reply(request, session, state, principal, referral, purpose, justification,
+                            replay.status_code, replayed=True)
+    referral, source = service.transition(
+        session, state.policies.current, principal, referral_id, body, if_match, state.clock(),
+        crypto=crypto(state), retention=retention(state),
+    )
+    events = [disclose.change_event(
         principal, EventType.transition, subject_id=referral.subject_id, record_ids={"referral_id": referral.id},
-        request_id=request.state.request_id, from_status=source, to_status=referral.status,
-        agencies=sorted(body.agencies), outcome=body.outcome,
-    )])
+        request_id=request.state.request_id, from_status=source.status, to_status=referral.status,
+        agencies=sorted(body.agencies), outcome=body.outcome, fields=["status"],
+    )]
+    if referral.network_id != source.network_id:
+        events.append(service.transfer_event(state.policies.current, principal, referral, source.network_id,
+                                             request.state.request_id))
     if key is not None:
         idempotency.remember(session, principal.client_id, key, fingerprint, 200, "referral", referral.id)
-    return _referral_response(service.status_view(referral), 200, service.etag(referral))
+    return _write_reply(request, session, state, principal, referral, purpose, justification, 200,
+                        events=events)
+
+
+def _write_reply(
+    request: Request, session: Session, state: AppState, principal: Principal, referral: Referral,
+    purpose: str | None, justification: str | None, status_code: int, *, replayed: bool = False,
+    events: list[AuditEvent] | None = None,
+) -> Any:
+    """A write's reply shows only what the caller may read, for the purpose it states; else a receipt."""
+    policies, today = state.policies.current, state.clock().date()
+    headers = {"ETag": service.etag(referral), **({"Idempotent-Replayed": "true"} if replayed else {})}
+    grant = service.reply_grant(policies, principal, referral, purpose, today)
+    if grant is None:
+        disclose.log_reads(state, session, events or [])
+        return door.receipt(referral, status_code, headers)
+    ctx = disclose.ReadContext(principal, grant.decision_purpose, justification, request.state.request_id)
+    released = door.referral(ctx, grant.grant, referral, _subject(session, referral), state.envelope)
+    return door.send(state, session, [released], door.one, status_code=status_code,
+                     headers={**headers, **_grant_headers(grant.grant)}, extra_events=events or [])
 
 
 @router.post(
@@ -272,7 +293,7 @@ def transition_referral(
     response_model=ReferralOut,
     response_model_exclude_unset=True,
     responses={
-        403: {"description": "Only the referring agency or a coordinator records consent"},
+        403: {"description": "Only the referring agency or the network's coordinator records consent"},
         412: {"description": "If-Match does not match the current ETag"},
     },
 )
@@ -284,16 +305,18 @@ def update_consent(
     referral_id: str,
     body: ConsentUpdate,
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
+    purpose: access.PurposeHeader = None,
+    justification: access.JustificationHeader = None,
 ) -> Any:
     referral = service.update_consent(
-        session, principal, referral_id, body, if_match, state.clock(), retention=retention(state)
+        session, state.policies.current, principal, referral_id, body, if_match, state.clock(),
+        crypto=crypto(state), retention=retention(state),
     )
-    disclose.log_reads(state, session, [disclose.change_event(
+    events = [disclose.change_event(
         principal, EventType.change, subject_id=referral.subject_id, record_ids={"referral_id": referral.id},
         request_id=request.state.request_id, fields=["consent"], consent_status=referral.consent_status,
-    )])
-    document = {**service.status_view(referral), "consent": dict(referral.consent)}
-    return _referral_response(document, 200, service.etag(referral))
+    )]
+    return _write_reply(request, session, state, principal, referral, purpose, justification, 200, events=events)
 
 
 @router.get(
@@ -310,34 +333,39 @@ def list_events(
     purpose: access.PurposeHeader = None,
     after: Annotated[str | None, Query(max_length=512, description="next_cursor of the last page.")] = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> EventPage:
+) -> Any:
     policies, today = state.policies.current, state.clock().date()
     ctx = disclose.ReadContext(principal, purpose or "", None, request.state.request_id)
     with disclose.denials_logged(state, session, ctx, {"events": "feed"}):
         stated = access.require_purpose(policies, principal, purpose, today)
     ctx = disclose.ReadContext(principal, stated, None, request.state.request_id)
     rows, next_cursor = service.events_page(session, principal, stated, after, limit, policies, today)
-    events_by_referral: dict[str, list[int]] = {}
-    grants: dict[str, access.Grant] = {}
+    by_referral: dict[str, list[tuple[Any, access.Grant]]] = {}
     for row, grant in rows:
-        events_by_referral.setdefault(row.referral_id, []).append(row.id)
-        grants[row.referral_id] = grant
-    audit_events = []
-    for referral_id, event_ids in events_by_referral.items():
+        by_referral.setdefault(row.referral_id, []).append((row, grant))
+    released = []
+    for referral_id, group in by_referral.items():
         referral = service.load(session, referral_id)
-        audit_events.append(disclose.read_event(
-            ctx, grants[referral_id], owner_agency=referral.referring_agency, subject_id=referral.subject_id,
-            record_ids={"referral_id": referral_id, "event_ids": event_ids},
-            fields=sorted({"status", "outcome"} & grants[referral_id].fields),
+        grant = group[-1][1]
+        items = [
+            (emergency_feed.item(r) if emergency_feed.is_notice(r) else
+             EventOut(id=str(r.id), referral_id=r.referral_id, from_status=r.from_status, status=r.to_status,
+                      outcome=r.outcome if "outcome" in g.fields else None, at=r.at,
+                      by_agency=r.by_agency)).model_dump(mode="json")
+            for r, g in group
+        ]
+        released.append(door.record_part(
+            ctx, grant, {"items": items}, owner_agency=referral.referring_agency, subject_id=referral.subject_id,
+            record_ids={"referral_id": referral_id,
+                        "event_ids": [r.id for r, _ in group if not emergency_feed.is_notice(r)],
+                        **emergency_feed.refs([r for r, _ in group])},
+            fields=sorted({"status", "outcome"} & grant.fields),
         ))
-    disclose.log_reads(state, session, audit_events)
-    return EventPage(
-        items=[
-            EventOut(id=str(r.id), referral_id=r.referral_id, from_status=r.from_status, status=r.to_status,
-                     outcome=r.outcome if "outcome" in grant.fields else None, at=r.at, by_agency=r.by_agency)
-            for r, grant in rows
-        ],
-        next_cursor=next_cursor,
-    )
+    # The service's order: status changes and emergency entries merged by time.
+    order = {emergency_feed.feed_id(r): n for n, (r, _) in enumerate(rows)}
 
+    def feed(documents: list[dict[str, Any]]) -> dict[str, Any]:
+        items = sorted((i for d in documents for i in d["items"]), key=lambda i: order[i["id"]])
+        return {"items": items, "next_cursor": next_cursor}
 
+    return door.send(state, session, released, feed)

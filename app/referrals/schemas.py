@@ -99,6 +99,10 @@ class ReferralIn(BaseModel):
     code_system: Annotated[str, StringConstraints(max_length=64)] | None = Field(
         default=None, description="Id of the agency's code mapping when codes are the agency's own."
     )
+    network: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)] | None = Field(
+        default=None,
+        description="The network the referral belongs to; required when the referring agency is a member of several.",
+    )
     subject: SubjectIn
     referring_person: Text200 | None = Field(
         default=None, description="Defaults to the person in the token's `act` claim."
@@ -176,6 +180,7 @@ class ReferralOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
     id: str
     schema_: str | None = Field(default=None, alias="schema")
+    network: str | None = None
     referring_agency: str | None = None
     referring_person: str | None = None
     subject: SubjectOut | None = None
@@ -195,6 +200,11 @@ class ReferralOut(BaseModel):
     status_history: list[StatusChangeOut] | None = None
     outcome: str | None = None
     assigned_agencies: list[str] | None = None
+    link_conflicts: list[str] | None = Field(
+        default=None,
+        description="Known subjects this referral's identifiers pointed to when they named more than "
+        "one person: it was accepted unlinked, for the network's coordinator to resolve.",
+    )
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -219,12 +229,21 @@ class TransitionIn(BaseModel):
 
 class EventOut(BaseModel):
     id: str
+    kind: Literal["status", "emergency_access", "emergency_revoked"] = Field(
+        "status",
+        description="`status`: a lifecycle step. `emergency_access` / `emergency_revoked`: an agency broke the"
+        " glass on the referral / an auditor revoked that grant; shown only to the referral's owner agency"
+        " and its network's coordinator.",
+    )
     referral_id: str
     from_status: str | None
     status: str
     outcome: str | None
     at: datetime
     by_agency: str
+    grant_id: str | None = Field(None, description="Emergency entries: the grant.")
+    agency_id: str | None = Field(None, description="Emergency entries: the agency that holds the grant.")
+    expires_at: datetime | None = Field(None, description="Emergency entries: when the grant ends.")
 
 
 class EventPage(BaseModel):

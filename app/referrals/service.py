@@ -12,8 +12,11 @@ from sqlalchemy.orm import Session
 
 from app import access
 from app.agencies import repository as agencies
+from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Principal
-from app.crypto.envelope import BlindIndex, Envelope
+from app.crypto.envelope import BlindIndex, DataKey, Envelope
+from app.emergency import feed as emergency_feed
+from app.emergency.models import EmergencyNotice
 from app.errors import (
     BadRequest,
     Conflict,
@@ -25,7 +28,7 @@ from app.errors import (
 )
 from app.pagination import decode_cursor, encode_cursor
 from app.policy.policy_set import PolicySet
-from app.referrals import repository, snapshot
+from app.referrals import repository, sealed, snapshot
 from app.referrals.lifecycle import Actor, Status, actors_for, allowed_targets, targets_for
 from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
 from app.referrals.render import render_referral
@@ -41,6 +44,7 @@ from app.referrals.snapshot import ReferralSnapshot
 from app.retention import dates as retention_dates
 from app.retention import tombstones
 from app.subjects import service as subjects
+from app.subjects import submissions
 from app.subjects.models import Subject
 from app.vocabularies import mappings
 from app.vocabularies.catalog import vocabularies
@@ -121,13 +125,38 @@ def _check_consent(data: ReferralIn) -> None:
 # -- create ------------------------------------------------------------------------------
 
 
+def choose_network(policies: PolicySet, principal: Principal, asked: str | None, today: date) -> str:
+    """The referring agency's network; named in the body when the agency belongs to several."""
+    mine = [n for n in policies.networks_of(principal.agency_id)
+            if access.in_force_party(policies, principal.agency_id, n, today)]
+    if asked is not None:
+        if asked not in mine:
+            raise InvalidInput(
+                f"Your agency cannot refer into network {asked!r}.",
+                errors=[{"path": "$.network", "message": "not a network your agency is a party in",
+                         "type": "unknown_network", "valid_codes": mine}],
+            )
+        return asked
+    if not mine:
+        raise Forbidden("Your agency is a party to no agreement in force of any network.",
+                        slug="no-network")
+    if len(mine) > 1:
+        raise InvalidInput(
+            "Your agency belongs to several networks: name the network in the body.",
+            errors=[{"path": "$.network", "message": "required: your agency belongs to several networks",
+                     "type": "missing", "valid_codes": mine}],
+        )
+    return mine[0]
+
+
 def create(
     session: Session, crypto: Crypto, principal: Principal, raw: dict[str, Any], now: datetime,
-    *, retention: retention_dates.RetentionRules | None = None,
+    *, policies: PolicySet, retention: retention_dates.RetentionRules | None = None,
 ) -> Referral:
     access.refuse_admin(principal)
     if "referrer" not in principal.roles:
         raise Forbidden("Posting a referral needs the referrer role.")
+    network_id = choose_network(policies, principal, raw.get("network"), now.date())
     body, originals = standardise_codes(session, principal, raw)
     try:
         data = ReferralIn.model_validate(body)
@@ -136,14 +165,15 @@ def create(
 
         raise InvalidInput("The referral is invalid.", errors=validation_errors(exc.errors())) from None
     _check_consent(data)
-    subject = subjects.create_or_link(session, crypto.envelope, crypto.blind, data.subject, now)
+    link = subjects.create_or_link(session, crypto.envelope, crypto.blind, data.subject, now)
+    subject = link.subject
     referral = Referral(
         id=new_referral_id(),
         schema_id=SCHEMA_ID,
         subject_id=subject.id,
+        network_id=network_id,
         referring_agency=principal.agency_id,
         referring_client=principal.client_id,
-        referring_person=data.referring_person or principal.act,
         concerns=list(dict.fromkeys(data.concerns)),
         vulnerability_factors=list(dict.fromkeys(data.vulnerability_factors)),
         protective_factors=list(dict.fromkeys(data.protective_factors)),
@@ -153,7 +183,6 @@ def create(
             "status": data.consent.status,
             "legal_basis": data.consent.legal_basis or ("consent" if data.consent.status == "given" else None),
             "recorded_at": (data.consent.recorded_at or now).astimezone(UTC).isoformat(),
-            "recorded_by": data.consent.recorded_by or principal.act,
         },
         consent_status=data.consent.status,
         requested_services=list(dict.fromkeys(data.requested_services)),
@@ -166,17 +195,26 @@ def create(
         created_at=now,
         updated_at=now,
     )
+    submissions.attach(referral, link, data.subject, now)  # its subject.* fields: its own submission
+    # Free text is sealed with the subject's key: erasing the person shreds it (app/referrals/sealed.py).
+    key = subjects.data_key(crypto.envelope, subject)
+    referral.referring_person = sealed.seal(
+        key, data.referring_person or principal.act, sealed.on_referral(sealed.REFERRING_PERSON, referral.id))
+    referral.consent_recorded_by = sealed.seal(
+        key, data.consent.recorded_by or principal.act, sealed.on_referral(sealed.CONSENT_RECORDED_BY, referral.id))
     if data.narrative is not None:
-        key = subjects.data_key(crypto.envelope, subject)
         referral.narrative = key.seal(data.narrative.encode(), f"{NARRATIVE_CONTEXT}:{referral.id}")
     session.add(referral)
     session.flush()
     for concern in referral.concerns:
         session.add(ReferralConcern(referral_id=referral.id, concern=concern))
-    session.add(StatusChange(
+    first = StatusChange(
         referral_id=referral.id, from_status=None, to_status=Status.submitted.value, agencies=[],
-        by_agency=principal.agency_id, by_client=principal.client_id, by_person=principal.act, at=now,
-    ))
+        by_agency=principal.agency_id, by_client=principal.client_id, at=now,
+    )
+    session.add(first)
+    session.flush()
+    _seal_step(key, referral.id, first, reason=None, by_person=principal.act)
     session.flush()
     session.refresh(referral)
     if retention is not None:
@@ -200,12 +238,31 @@ def load(session: Session, referral_id: str, *, for_update: bool = False) -> Ref
 
 
 def read(
-    session: Session, crypto: Crypto, principal: Principal, referral_id: str, purpose: str,
+    session: Session, principal: Principal, referral_id: str, purpose: str,
     policies: PolicySet, view: str | None, today: date,
-) -> tuple[ReferralSnapshot, access.Grant, dict[str, Any]]:
+) -> tuple[ReferralSnapshot, access.Grant]:
     referral = snapshot.load(session, referral_id)
-    grant = access.referral_grant(policies, principal, referral, purpose, view, today)
-    return referral, grant, render_referral(referral, referral.subject, crypto.envelope, grant.fields)
+    return referral, access.referral_grant(policies, principal, referral, purpose, view, today)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyGrant:
+    grant: access.Grant
+    decision_purpose: str
+
+
+def reply_grant(
+    policies: PolicySet, principal: Principal, referral: Referral, purpose: str | None, today: date
+) -> ReplyGrant | None:
+    """What a writer may read of the record it just changed, for the purpose it stated; None: nothing."""
+    if not purpose:
+        return None
+    try:
+        stated = access.require_purpose(policies, principal, purpose, today)
+        grant = access.referral_grant(policies, principal, referral, stated, None, today)
+    except (BadRequest, access.AccessDenied):
+        return None  # the change stands; the reply just carries no case data
+    return ReplyGrant(grant, stated)
 
 
 def read_in_full(session: Session, crypto: Crypto, referral_id: str) -> tuple[ReferralSnapshot, dict[str, Any]]:
@@ -229,7 +286,6 @@ SCAN_BATCH = 200
 
 def list_page(
     session: Session,
-    crypto: Crypto,
     principal: Principal,
     purpose: str,
     f: repository.ReferralFilter,
@@ -237,8 +293,8 @@ def list_page(
     limit: int,
     policies: PolicySet,
     today: date,
-) -> tuple[list[tuple[ReferralSnapshot, access.Grant, dict[str, Any]]], str | None]:
-    """One page of the referrals an agreement grants, each projected to its own view."""
+) -> tuple[list[tuple[ReferralSnapshot, access.Grant]], str | None]:
+    """One page of the referrals an agreement grants, each with its own grant (app.door projects)."""
     scope = access.scope(policies, principal, purpose, "referral", today)
     if not scope.relation_free and not scope.relations:
         return [], None
@@ -248,6 +304,9 @@ def list_page(
         agencies = (principal.agency_id,) if scope.relations & {"owner", "referrer"} else ()
         assigned_to = principal.agency_id if "assigned" in scope.relations else None
     after = _after(cursor)
+    networks = access.networks_decided_for(policies, principal, today)
+    if not networks:
+        return [], None
     # Records no grant's conditions admit are not even loaded (only attributes SQL can see).
     prefilter = scope.conditions if scope.conditions and all(
         key in repository.CONDITION_ATTRIBUTES for when in scope.conditions for key, _ in when
@@ -258,7 +317,7 @@ def list_page(
         query = repository.ReferralFilter(
             statuses=f.statuses, risk_levels=f.risk_levels, concerns=f.concerns,
             updated_since=f.updated_since, agencies=agencies, assigned_to=assigned_to, after=after,
-            any_of=prefilter,
+            any_of=prefilter, networks=networks,
         )
         # The first batch is the page itself (and one to tell if there is a next); a caller
         # whose agreements deny many of them scans on in larger batches.
@@ -273,18 +332,18 @@ def list_page(
                 if len(granted) > limit:
                     break
     page = granted[:limit]
-    items = [(r, g, render_referral(r, r.subject, crypto.envelope, g.fields)) for r, g in page]
     last = page[-1][0] if len(granted) > limit else None
     next_cursor = encode_cursor({"u": last.updated_at.isoformat(), "i": last.id}) if last else None
-    return items, next_cursor
+    return page, next_cursor
 
 
 # -- lifecycle ---------------------------------------------------------------------------
 
 
-def _actors(principal: Principal, referral: Referral) -> frozenset[Actor]:
+def _actors(policies: PolicySet, principal: Principal, referral: Referral) -> frozenset[Actor]:
+    """The lifecycle roles the caller plays on this referral, within its network."""
     actors = set()
-    if "coordinator" in principal.roles:
+    if access.is_coordinator(policies, principal, referral.network_id):
         actors.add(Actor.coordinator)
     if principal.agency_id == referral.referring_agency and "referrer" in principal.roles:
         actors.add(Actor.referrer)
@@ -293,15 +352,24 @@ def _actors(principal: Principal, referral: Referral) -> frozenset[Actor]:
     return frozenset(actors)
 
 
+@dataclass(frozen=True, slots=True)
+class Before:
+    """Where a referral stood before a change: what its log entries name."""
+
+    status: str
+    network_id: str
+
+
 def transition(
-    session: Session, principal: Principal, referral_id: str, data: TransitionIn, if_match: str | None,
-    now: datetime, *, retention: retention_dates.RetentionRules | None = None,
-) -> Referral:
+    session: Session, policies: PolicySet, principal: Principal, referral_id: str, data: TransitionIn,
+    if_match: str | None, now: datetime, *, crypto: Crypto, retention: retention_dates.RetentionRules | None = None,
+) -> tuple[Referral, Before]:
     access.refuse_admin(principal)
     referral = load(session, referral_id, for_update=True)
-    actors = _actors(principal, referral)
-    if not actors and principal.agency_id != referral.referring_agency:
-        raise Forbidden("You have no part in this referral's lifecycle.", slug="access-denied")
+    before = Before(referral.status, referral.network_id)
+    access.authorize_change(policies, principal, referral, now.date(), action="Moving this referral",
+                            needs=frozenset({"owner", "referrer", "assigned", "coordinator"}))
+    actors = _actors(policies, principal, referral)
     if if_match is not None and if_match.strip() not in (etag(referral), "*"):
         raise PreconditionFailed(
             "The referral changed since you read it; read it again and retry.", etag=etag(referral)
@@ -323,12 +391,12 @@ def transition(
         )
     if not actors_for(source, target) & actors:
         who = ", ".join(sorted(a.value for a in actors_for(source, target)))
-        raise Forbidden(
-            f"Moving from {source.value!r} to {target.value!r} is for: {who}.",
-            slug="transition-forbidden",
+        raise access.ChangeDenied(
+            f"Moving from {source.value!r} to {target.value!r} is for: {who} (of network {referral.network_id!r}).",
+            owner_agency=referral.referring_agency, subject_id=referral.subject_id, network=referral.network_id,
             allowed_for_you=[s.value for s in targets_for(source, actors)],
         )
-    _check_transition_data(session, target, data)
+    _check_transition_data(session, policies, referral, target, data, now.date())
     if target is Status.assigned:
         agencies_now = sorted(set(data.agencies))
         for assignment in list(referral.assignments):
@@ -343,27 +411,80 @@ def transition(
         referral.outcome = data.outcome
     referral.version += 1
     referral.updated_at = now
-    referral.history.append(StatusChange(
-        from_status=source.value, to_status=target.value, reason=data.reason, outcome=data.outcome,
+    step = StatusChange(
+        from_status=source.value, to_status=target.value, outcome=data.outcome,
         agencies=sorted(set(data.agencies)), to_network=data.to_network, by_agency=principal.agency_id,
-        by_client=principal.client_id, by_person=principal.act, at=now,
-    ))
+        by_client=principal.client_id, at=now,
+    )
+    referral.history.append(step)
+    if target is Status.transferred and data.to_network is not None:
+        _move_to_network(referral, data.to_network, principal, now)
+    session.flush()
+    # Every step this change added is the caller's; only the first carries the reason.
+    key = _data_key(session, crypto, referral)
+    for added in referral.history[referral.history.index(step):]:
+        _seal_step(key, referral.id, added, reason=data.reason if added is step else None, by_person=principal.act)
     session.flush()
     if retention is not None:
         retention_dates.apply(session, retention, referral, now)
-    return referral
+    return referral, before
+
+
+def _move_to_network(referral: Referral, network_id: str, principal: Principal, now: datetime) -> None:
+    """A transfer: the receiving network's coordinator triages it afresh; nobody keeps an assignment."""
+    referral.network_id = network_id
+    referral.assignments.clear()
+    referral.status = Status.submitted.value
+    referral.history.append(StatusChange(
+        from_status=Status.transferred.value, to_status=Status.submitted.value, reason=None, outcome=None,
+        agencies=[], to_network=network_id, by_agency=principal.agency_id, by_client=principal.client_id,
+        at=now,  # by_person is sealed by transition() once the row has its id
+    ))
+
+
+def _data_key(session: Session, crypto: Crypto, referral: Referral) -> DataKey:
+    subject = session.get(Subject, referral.subject_id)
+    assert subject is not None  # a referral's subject row outlives it
+    return subjects.data_key(crypto.envelope, subject)
+
+
+def _seal_step(
+    key: DataKey, referral_id: str, step: StatusChange, *, reason: str | None, by_person: str | None
+) -> None:
+    """A status change's free text, bound to its row id (so sealed once the row is inserted)."""
+    step.reason = sealed.seal(key, reason, sealed.on_step(sealed.STEP_REASON, referral_id, step.id))
+    step.by_person = sealed.seal(key, by_person, sealed.on_step(sealed.STEP_BY_PERSON, referral_id, step.id))
+
+
+def transfer_event(
+    policies: PolicySet, principal: Principal, referral: Referral, from_network: str, request_id: str | None
+) -> AuditEvent:
+    """A transfer discloses the whole referral to the receiving network's coordinator agency."""
+    network = policies.network(referral.network_id)
+    return AuditEvent(
+        event_type=EventType.disclosure.value, actor_agency=referral.referring_agency,
+        recipient_agency=network.coordinator if network else None, purpose="transfer", decision="permit",
+        agreement_id=None, rule_id="transfer", subject_id=referral.subject_id,
+        details={"client_id": principal.client_id, "on_behalf_of": principal.act, "request_id": request_id,
+                 "record_ids": {"referral_id": referral.id}, "fields": sorted(ALL_FIELDS),
+                 "from_network": from_network, "to_network": referral.network_id},
+    )
 
 
 def update_consent(
-    session: Session, principal: Principal, referral_id: str, data: ConsentUpdate, if_match: str | None,
-    now: datetime, *, retention: retention_dates.RetentionRules | None = None,
+    session: Session, policies: PolicySet, principal: Principal, referral_id: str, data: ConsentUpdate,
+    if_match: str | None, now: datetime, *, crypto: Crypto, retention: retention_dates.RetentionRules | None = None,
 ) -> Referral:
     """Record a new consent status; partners lose what consent granted on their next sync."""
     access.refuse_admin(principal)
     referral = load(session, referral_id, for_update=True)
-    owner = principal.agency_id == referral.referring_agency and "referrer" in principal.roles
-    if not owner and "coordinator" not in principal.roles:
-        raise Forbidden("Consent is recorded by the referring agency or a coordinator.", slug="access-denied")
+    relations = access.authorize_change(policies, principal, referral, now.date(), action="Recording consent",
+                                        needs=frozenset({"owner", "coordinator"}))
+    if "coordinator" not in relations and "referrer" not in principal.roles:
+        raise access.ChangeDenied(
+            "Consent is recorded by the referring agency (with the referrer role) or the network's coordinator.",
+            owner_agency=referral.referring_agency, subject_id=referral.subject_id, network=referral.network_id,
+        )
     if if_match is not None and if_match.strip() not in (etag(referral), "*"):
         raise PreconditionFailed(
             "The referral changed since you read it; read it again and retry.", etag=etag(referral)
@@ -386,8 +507,11 @@ def update_consent(
         "status": data.status,
         "legal_basis": data.legal_basis or "consent",
         "recorded_at": now.isoformat(),
-        "recorded_by": data.recorded_by or principal.act,
     }
+    referral.consent_recorded_by = sealed.seal(
+        _data_key(session, crypto, referral), data.recorded_by or principal.act,
+        sealed.on_referral(sealed.CONSENT_RECORDED_BY, referral.id),
+    )
     referral.consent_status = data.status
     referral.version += 1
     referral.updated_at = now
@@ -397,7 +521,9 @@ def update_consent(
     return referral
 
 
-def _check_transition_data(session: Session, target: Status, data: TransitionIn) -> None:
+def _check_transition_data(
+    session: Session, policies: PolicySet, referral: Referral, target: Status, data: TransitionIn, today: date
+) -> None:
     errors: list[dict[str, Any]] = []
     if target is Status.assigned:
         if not data.agencies:
@@ -407,6 +533,11 @@ def _check_transition_data(session: Session, target: Status, data: TransitionIn)
             if agencies.get_agency(session, agency_id) is None:
                 errors.append({"path": f"$.agencies[{index}]", "message": f"unknown agency {agency_id!r}",
                                "type": "unknown_agency"})
+            elif not access.in_force_party(policies, agency_id, referral.network_id, today):
+                errors.append({"path": f"$.agencies[{index}]",
+                               "message": f"{agency_id!r} is not a party to an agreement in force of network "
+                                          f"{referral.network_id!r}",
+                               "type": "not_in_network"})
     elif data.agencies:
         errors.append({"path": "$.agencies", "message": "agencies are only for assignment",
                        "type": "unexpected"})
@@ -419,9 +550,17 @@ def _check_transition_data(session: Session, target: Status, data: TransitionIn)
         errors.append({"path": "$.outcome", "message": "an outcome is only for closing", "type": "unexpected"})
     if target in (Status.declined, Status.withdrawn, Status.transferred) and not (data.reason or "").strip():
         errors.append({"path": "$.reason", "message": f"{target.value} needs a reason", "type": "missing"})
-    if target is Status.transferred and not data.to_network:
-        errors.append({"path": "$.to_network", "message": "a transfer names the receiving network",
-                       "type": "missing"})
+    if target is Status.transferred:
+        others = sorted(n for n in policies.networks if n != referral.network_id)
+        if not data.to_network:
+            errors.append({"path": "$.to_network", "message": "a transfer names the receiving network",
+                           "type": "missing", "valid_codes": others})
+        elif data.to_network not in others:
+            errors.append({"path": "$.to_network",
+                           "message": f"{data.to_network!r} is not another network on this deployment",
+                           "type": "unknown_network", "valid_codes": others})
+    elif data.to_network is not None:
+        errors.append({"path": "$.to_network", "message": "to_network is only for a transfer", "type": "unexpected"})
     if errors:
         raise InvalidInput(f"{errors[0]['path']}: {errors[0]['message']}", errors=errors)
 
@@ -429,45 +568,32 @@ def _check_transition_data(session: Session, target: Status, data: TransitionIn)
 def events_page(
     session: Session, principal: Principal, purpose: str, after: str | None, limit: int,
     policies: PolicySet, today: date,
-) -> tuple[list[tuple[StatusChange, access.Grant]], str]:
-    """Status changes of referrals the caller may follow, oldest first; a cursor that keeps its place."""
+) -> tuple[list[tuple[StatusChange | EmergencyNotice, access.Grant]], str]:
+    """Status changes of referrals the caller may follow, and emergency grants on the referrals it owns
+    or coordinates (app/emergency/feed.py), oldest first; a cursor that keeps its place in both."""
     position = decode_cursor(after)
     try:
         start = int(position.get("e", 0)) if position else 0
+        notices_start = int(position.get("n", 0)) if position else 0
     except (TypeError, ValueError):
         raise BadRequest("The cursor is not one this service issued.", slug="invalid-cursor") from None
     scope = access.scope(policies, principal, purpose, "referral", today)
     agency = None if scope.relation_free else principal.agency_id
-    rows = list(repository.events(session, agency, start, limit)) if (scope.relation_free or scope.relations) else []
+    networks = access.networks_decided_for(policies, principal, today)
+    searchable = (scope.relation_free or scope.relations) and networks
+    rows = list(repository.events(session, agency, start, limit, networks)) if searchable else []
+    notices = emergency_feed.notices_for(session, policies, principal, networks, notices_start, limit)
+    merged = emergency_feed.merge(rows, notices, limit)
     referrals: dict[str, Referral] = {}
     visible = []
-    for row in rows:
+    for row in merged:
         referral = referrals.get(row.referral_id) or load(session, row.referral_id)
         referrals[referral.id] = referral
         decision = access.decide_referral(policies, principal, referral, purpose, None, today)
         if decision.permit and "status" in decision.fields:
             visible.append((row, access.grant_for(decision, principal, referral.referring_agency, purpose)))
-    last = rows[-1].id if rows else start
-    return visible, encode_cursor({"e": last})
+    last = max((r.id for r in merged if not emergency_feed.is_notice(r)), default=start)
+    last_notice = max((r.id for r in merged if emergency_feed.is_notice(r)), default=notices_start)
+    return visible, encode_cursor({"e": last, "n": last_notice})
 
 
-def render_for_owner(session: Session, crypto: Crypto, referral: Referral) -> dict[str, Any]:
-    """What the creating agency gets back: its own referral, in full."""
-    return render_fields(session, crypto, referral, ALL_FIELDS)
-
-
-def render_fields(session: Session, crypto: Crypto, referral: Referral, fields: frozenset[str]) -> dict[str, Any]:
-    subject = session.get(Subject, referral.subject_id)
-    assert subject is not None
-    return render_referral(referral, subject, crypto.envelope, fields)
-
-
-STATUS_VIEW = frozenset({"id", "status", "status_history", "outcome", "assigned_agencies", "updated_at",
-                         "referring_agency"})
-
-
-def status_view(referral: Referral) -> dict[str, Any]:
-    """Where a referral stands: no personal data, so no subject is touched."""
-    from app.referrals.render import render_status
-
-    return render_status(referral, STATUS_VIEW)

@@ -36,17 +36,16 @@ class SubjectSnapshot:
     wrapped_key: bytes | None
     kek_id: str | None
     identity: bytes | None
-    age_band: str | None
-    district: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class StatusStep:
+    id: int
     from_status: str | None
     to_status: str
     at: datetime
     by_agency: str
-    reason: str | None
+    reason: bytes | None  # sealed (app/referrals/sealed.py)
     outcome: str | None
     agencies: list[str]
     to_network: str | None
@@ -57,18 +56,24 @@ class ReferralSnapshot:
     id: str
     schema_id: str
     subject_id: str
+    network_id: str
     referring_agency: str
-    referring_person: str | None
+    referring_person: bytes | None  # sealed, as are consent_recorded_by and narrative
     concerns: list[str]
     vulnerability_factors: list[str]
     protective_factors: list[str]
     risk_level: str
     urgency: str
     consent: dict[str, Any]
+    consent_recorded_by: bytes | None
     consent_status: str
     requested_services: list[str]
     intervention_type: str | None
     narrative: bytes | None
+    subject_submission: bytes | None  # the subject as this referral described them, sealed
+    subject_age_band: str | None
+    subject_district: str | None
+    link_conflicts: list[str] | None
     do_not_contact: bool
     code_system: str | None
     original_codes: dict[str, Any]

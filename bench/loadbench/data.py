@@ -185,7 +185,7 @@ def lifecycle(rng: random.Random, final: str, referrer_agency: str) -> list[tupl
         ],
         "transferred": [
             ("triaged", "coordinator", {}),
-            ("transferred", "coordinator", {"reason": "person moved", "to_network": "Saida LPN"}),
+            ("transferred", "coordinator", {"reason": "person moved", "to_network": "demo-town"}),
         ],
     }
     return steps[final]

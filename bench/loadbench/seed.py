@@ -180,7 +180,8 @@ class Seeder:
         person = self.next_person()
         referrer = self.principals[weighted(rng, REFERRERS)]
         body = referral_document(rng, person, at)
-        referral = referrals.create(session, self.crypto, referrer, body, at, retention=self.rules)
+        referral = referrals.create(session, self.crypto, referrer, body, at, policies=self.state.policies.current,
+                                    retention=self.rules)
         events = [
             change_event(
                 referrer,
@@ -220,13 +221,15 @@ class Seeder:
         for k, (target, actor, extra) in enumerate(steps):
             who = self.actor(actor, referrer, referral)
             source = referral.status
-            referral = referrals.transition(
+            referral, _ = referrals.transition(
                 session,
+                self.state.policies.current,
                 who,
                 referral.id,
                 TransitionIn(to=target, **extra),
                 None,
                 at + timedelta(hours=6 * (k + 1)),
+                crypto=self.crypto,
                 retention=self.rules,
             )
             events.append(

@@ -69,7 +69,9 @@ class TestCreate:
         with state.sessions() as session:
             subject = session.scalars(select(Subject)).one()
             assert subject.identity is not None and subject.identity[:1] == b"\x01"
-            assert subject.district == "al-mina"
+            referral = session.scalars(select(Referral)).one()
+            assert referral.subject_submission is not None and referral.subject_submission[:1] == b"\x01"
+            assert referral.subject_district == "al-mina"
 
     def test_a_ciphertext_moved_to_another_row_fails_to_decrypt(
         self, app_client: TestClient, auth: Auth, state: AppState, post_referral: Callable[..., Any]
@@ -102,7 +104,7 @@ class TestCreate:
         }
         second = post_referral("social-services-caseworker", subject=subject)
         assert second["subject"]["id"] == first["subject"]["id"]
-        assert second["subject"]["given_name"] == "Yasmin"  # the first record stands
+        assert second["subject"]["given_name"] == "Different"  # its own submission, not the first record's
         unrelated = post_referral(subject=referral_body()["subject"] | {"identifiers": [
             {"system": "school-north:pupil", "value": "LB-778899"}]})
         assert unrelated["subject"]["id"] != first["subject"]["id"]
