@@ -81,20 +81,16 @@ def list_entries(
 
 
 def subject_report(
-    session: Session, log: AuditLog, asker: Asker, subject_id: str, *, after: int | None, limit: int
+    session: Session, log: AuditLog, subject_id: str, *, after: int | None, limit: int
 ) -> tuple[list[Recipient], list[EntryView]]:
-    """Every recipient of the subject's data, and a page (limit + 1) of the disclosures."""
+    """Every recipient of the subject's data, and a page (limit + 1) of the disclosures.
+
+    The report is case data about the person: its caller logs it through the door, with the
+    purpose stated (app/audit/subject_access.py), before it leaves.
+    """
     conn = session.connection()
     recipients = queries.recipients(conn, log.sealer, subject_id)
     items = queries.disclosures(conn, log.sealer, subject_id, after=after, limit=limit + 1)
-    _record(
-        session,
-        log,
-        asker,
-        "subject_access_report",
-        subject_id=subject_id,
-        recipients=len(recipients),
-    )
     return recipients, items
 
 

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from app import access, disclose, door
 from app.agencies.schemas import Role
-from app.audit import auditor, checkpoints, export, proofs
+from app.audit import auditor, checkpoints, export, proofs, subject_access
 from app.audit.auditor import Asker
 from app.audit.events import EventType
 from app.audit.merkle import leaf_hash
@@ -239,7 +240,11 @@ def export_log(
     "/v1/subjects/{subject_id}/disclosures",
     operation_id="get_subject_disclosures",
     response_model=SubjectAccessReport,
-    responses=UNAVAILABLE,
+    responses={
+        400: {"description": "X-Purpose missing, or not `subject_access`"},
+        403: {"description": "Not an auditor or coordinator of every network holding the person"},
+        **UNAVAILABLE,
+    },
 )
 def subject_disclosures(
     request: Request,
@@ -247,23 +252,32 @@ def subject_disclosures(
     state: State,
     principal: SubjectReader,
     subject_id: Annotated[str, Path(max_length=80)],
+    purpose: access.PurposeHeader = None,
+    justification: access.JustificationHeader = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> SubjectAccessReport:
-    """Subject-access report (GDPR Art. 15(1)(c)): every recipient of the person's data."""
+) -> Any:
+    """Subject-access report (GDPR Art. 15(1)(c)): every recipient of the person's data.
+
+    Read for the purpose `subject_access`; the report is logged (audit_query) before it leaves.
+    """
+    policies, today = state.policies.current, state.clock().date()
+    scope = subject_access.authorize(session, policies, principal, subject_id, purpose, today)
     recipients, found = auditor.subject_report(
-        session,
-        state.audit,
-        _asker(request, principal),
-        subject_id,
-        after=_after(cursor),
-        limit=limit,
+        session, state.audit, subject_id, after=_after(cursor), limit=limit
     )
     items = [DisclosureOut.of(e) for e in found[:limit]]
     more = len(found) > limit
-    return SubjectAccessReport(
+    report = SubjectAccessReport(
         subject_id=subject_id,
         recipients=[RecipientOut.of(r) for r in recipients],
         items=items,
         next_cursor=encode_cursor({"seq": items[-1].seq}) if more else None,
     )
+    ctx = disclose.ReadContext(principal, subject_access.SUBJECT_ACCESS, justification, request.state.request_id)
+    released = door.record_part(
+        ctx, scope.grant, report.model_dump(mode="json"), owner_agency=principal.agency_id,
+        subject_id=subject_id, record_ids={"referral_ids": scope.referral_ids, "audit_seqs": [i.seq for i in items]},
+        fields=subject_access.REPORT_FIELDS, event_type=EventType.audit_query.value,
+    )
+    return door.send(state, session, [released], door.one)

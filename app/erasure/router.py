@@ -19,7 +19,7 @@ router = APIRouter(tags=["erasure"])
     operation_id="erase_subject",
     response_model=ErasureOut,
     responses={
-        403: {"description": "Only a coordinator or an admin requests erasure"},
+        403: {"description": "Not the coordinator of every network holding a referral about the person"},
         404: {"description": "No such subject"},
         409: {"description": "A legal hold keeps the person's records"},
         410: {"description": "Already erased or purged"},

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 
+from app import access
 from app.auth.principal import Principal
 from app.db import transaction
 from app.erasure.schemas import ErasureIn
-from app.errors import AppError, Conflict, Forbidden, Gone, NotFound
+from app.errors import AppError, Conflict, Gone, NotFound
+from app.policy.policy_set import PolicySet
 from app.referrals.models import Referral
 from app.retention import faults, holds, shred, tombstones
 from app.retention.ledger import ErasureLedger
@@ -19,7 +22,9 @@ from app.state import AppState
 from app.subjects.models import Subject
 
 log = logging.getLogger("casebridge.erasure")
-ERASER_ROLES = frozenset({"coordinator", "admin"})
+# Erasing a person destroys every agency's records of them: only the coordinator of every
+# network that holds a referral about them may ask for it (policies/README.md).
+ERASER_NEEDS = frozenset({"coordinator"})
 
 
 class ErasureIncomplete(AppError):
@@ -37,12 +42,25 @@ class Erased:
     withdrawn_from: list[str]
 
 
+def authorize(
+    policies: PolicySet, principal: Principal, subject_id: str, referrals: Sequence[Referral], today: date
+) -> None:
+    """Each referral about the person must be one whose network the caller coordinates."""
+    if not referrals:
+        # No referral, no network to decide by: the retention run removes what is left.
+        raise access.ChangeDenied(
+            "Erasure is decided by the networks holding the person's referrals; none is left.",
+            subject_id=subject_id,
+        )
+    for referral in sorted(referrals, key=lambda r: r.id):
+        access.authorize_change(policies, principal, referral, today, action="Erasure", needs=ERASER_NEEDS)
+
+
 def erase(
     state: AppState, principal: Principal, subject_id: str, data: ErasureIn, request_id: str | None
 ) -> Erased:
     """Runs its own transactions (the caller must hold none open: SQLite has one writer)."""
-    if principal.roles.isdisjoint(ERASER_ROLES):
-        raise Forbidden("Erasure is requested by a coordinator or an admin.", slug="access-denied")
+    access.refuse_admin(principal)
     now = state.clock()
     with transaction(state.sessions) as session:
         gone = tombstones.find(session, subject_id)
@@ -53,9 +71,9 @@ def erase(
             )
         if session.get(Subject, subject_id) is None:
             raise NotFound("No such subject.")
-        referral_ids = list(
-            session.scalars(select(Referral.id).where(Referral.subject_id == subject_id))
-        )
+        referrals = list(session.scalars(select(Referral).where(Referral.subject_id == subject_id)))
+        authorize(state.policies.current, principal, subject_id, referrals, now.date())
+        referral_ids = [r.id for r in referrals]
         on_hold = holds.held(session, referral_ids)
     if on_hold:
         raise Conflict(

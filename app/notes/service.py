@@ -26,24 +26,26 @@ from app.vocabularies.catalog import vocabularies
 
 TEXT_CONTEXT = "note.text"
 WRITER_ROLES = frozenset({"referrer", "caseworker", "coordinator"})
+# Who adds a note: the referring agency, an assigned agency, or the network's coordinator.
+WRITER_RELATIONS = frozenset({"owner", "referrer", "assigned", "coordinator"})
 
 
-def _may_write(principal: Principal, referral: Referral) -> bool:
-    involved = (
-        principal.agency_id == referral.referring_agency
-        or principal.agency_id in referral.assigned_agencies
-        or "coordinator" in principal.roles
-    )
-    return involved and bool(principal.roles & WRITER_ROLES)
+def authorize_add(policies: PolicySet, principal: Principal, referral: Referral, today: date) -> None:
+    """Decided like a read: a party in force of the referral's network, holding a writer's
+    relation to it and a role that writes notes."""
+    access.authorize_change(policies, principal, referral, today, action="Adding a note", needs=WRITER_RELATIONS)
+    if principal.roles.isdisjoint(WRITER_ROLES):
+        raise access.ChangeDenied(
+            f"Adding a note needs one of the roles: {', '.join(sorted(WRITER_ROLES))}.",
+            owner_agency=referral.referring_agency, subject_id=referral.subject_id, network=referral.network_id,
+        )
 
 
 def add(
-    session: Session, envelope: Envelope, principal: Principal, referral: Referral, data: NoteIn, now: datetime
+    session: Session, envelope: Envelope, principal: Principal, referral: Referral, data: NoteIn, now: datetime,
+    *, policies: PolicySet,
 ) -> Note:
-    access.refuse_admin(principal)
-    if not _may_write(principal, referral):
-        raise Forbidden("Only the referring agency, assigned agencies and coordinators add notes.",
-                        slug="access-denied")
+    authorize_add(policies, principal, referral, now.date())
     classes = vocabularies()["note_classification"].codes_set
     if data.classification not in classes:
         raise InvalidInput(

@@ -103,7 +103,9 @@ def referral_retain_until(
     rules: RetentionRules, referral: Referral, sector: str, now: datetime
 ) -> datetime:
     """The pure rule of this module's docstring."""
-    attributes = {"consent": referral.consent_status, "risk_level": referral.risk_level}
+    # Every permit also holds only for records of its agreement's networks.
+    attributes = {"consent": referral.consent_status, "risk_level": referral.risk_level,
+                  "network": referral.network_id}
     naming = [a for a in rules.policies if referral.referring_agency in a.party_set]
     # A lapsed agreement (past its review date) still governs what was shared under it.
     in_force = [a for a in naming if a.in_force(now.date())] or naming

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -31,13 +31,18 @@ class LegalHold(Base):
     agency_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     # Not a foreign key: a lifted hold is history that the referral's purge removes itself.
     referral_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
-    reason: Mapped[str] = mapped_column(Text)
+    # An agency-wide hold names an agency, never a person: its reasons are the operator's, in clear.
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A case hold's reasons are about the person: sealed with the subject's data key, bound to
+    # this row's id (app/retention/holds.py), so that erasing the person shreds them.
+    sealed_reason: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     placed_by_agency: Mapped[str] = mapped_column(String(64))
     placed_by_client: Mapped[str] = mapped_column(String(64))
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     lifted_by_client: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lift_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sealed_lift_reason: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     __table_args__ = (Index("ix_legal_holds_lifted_at", "lifted_at"),)
 

@@ -1,54 +1,44 @@
-"""HTTP for legal holds: admins hold agencies or referrals, coordinators hold referrals."""
+"""HTTP for legal holds: a network's coordinator holds its referrals, operators hold agencies."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
-from app.agencies.schemas import Role
-from app.auth.principal import AdminPrincipal, Principal, require_roles
+from app import access, disclose, door
+from app.auth.principal import AdminPrincipal, CurrentPrincipal, Principal
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from app.referrals import service as referrals
 from app.retention import holds
+from app.retention.models import LegalHold
 from app.retention.schemas import CaseHoldIn, HoldIn, HoldOut, HoldPage, LiftIn
 from app.state import DbSession, State
 
 router = APIRouter(tags=["legal-holds"])
-HoldPrincipal = Annotated[Principal, Depends(require_roles(Role.coordinator, Role.admin))]
-HOLD_ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {"description": "Not a coordinator or admin (agency-wide holds: admin only)"},
+Active = Annotated[bool, Query(description="Only holds not lifted.")]
+CASE_HOLD_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Not the coordinator of the referral's network (or an admin: never case data)"},
     404: {"description": "No such referral or hold"},
     410: {"description": "The referral was purged or erased"},
 }
+AGENCY_HOLD_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Not an admin, or a referral's hold (its network coordinator's)"},
+    404: {"description": "No such hold"},
+}
 
 
-def _page(
-    session: DbSession, active: bool, cursor: str | None, limit: int, referral_id: str | None = None
-) -> HoldPage:
+def _after(cursor: str | None) -> str | None:
     position = decode_cursor(cursor)
-    after = str(position.get("id", "")) if position else None
-    rows = holds.page(
-        session, active_only=active, after=after, limit=limit + 1, referral_id=referral_id
-    )
-    items = [HoldOut.model_validate(holds.out(h)) for h in rows[:limit]]
-    more = len(rows) > limit
-    return HoldPage(items=items, next_cursor=encode_cursor({"id": items[-1].id}) if more else None)
+    return str(position.get("id", "")) if position else None
 
 
 def _log(
-    state: State, session: DbSession, principal: Principal, hold: Any, action: str, request: Request
+    state: State, session: DbSession, principal: Principal, hold: LegalHold, action: str,
+    subject_id: str | None, request: Request,
 ) -> None:
-    subject_id = None
-    if hold.referral_id is not None:
-        from app.referrals.models import Referral
-
-        referral = session.get(Referral, hold.referral_id)
-        subject_id = referral.subject_id if referral is not None else None
     state.audit.append(
-        session,
-        holds.hold_event(principal, hold, action, subject_id, request.state.request_id),
-        now=state.clock(),
+        session, holds.hold_event(principal, hold, action, subject_id, request.state.request_id), now=state.clock()
     )
 
 
@@ -58,9 +48,13 @@ def list_legal_holds(
     _: AdminPrincipal,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
-    active: Annotated[bool, Query(description="Only holds not lifted.")] = True,
+    active: Active = True,
 ) -> HoldPage:
-    return _page(session, active, cursor, limit)
+    """Agency-wide holds (an operator's); a referral's holds are its network coordinator's."""
+    rows = holds.page(session, active_only=active, after=_after(cursor), limit=limit + 1, scope="agency")
+    items = [HoldOut.model_validate(holds.out(h)) for h in rows[:limit]]
+    more = len(rows) > limit
+    return HoldPage(items=items, next_cursor=encode_cursor({"id": items[-1].id}) if more else None)
 
 
 @router.post(
@@ -68,7 +62,7 @@ def list_legal_holds(
     operation_id="place_legal_hold",
     response_model=HoldOut,
     status_code=status.HTTP_201_CREATED,
-    responses=HOLD_ERRORS,
+    responses=AGENCY_HOLD_ERRORS,
 )
 def place_legal_hold(
     request: Request,
@@ -77,17 +71,9 @@ def place_legal_hold(
     principal: AdminPrincipal,
     body: HoldIn,
 ) -> HoldOut:
-    """Hold one referral, or every referral an agency made or is assigned to; expiry stops."""
-    referral = referrals.load(session, body.referral_id) if body.referral_id else None
-    hold = holds.place(
-        session,
-        principal,
-        reason=body.reason,
-        now=state.clock(),
-        agency_id=body.agency_id,
-        referral=referral,
-    )
-    _log(state, session, principal, hold, "legal_hold_placed", request)
+    """Hold every referral an agency made or is assigned to; their expiry stops until lifted."""
+    hold = holds.place_on_agency(session, principal, agency_id=body.agency_id, reason=body.reason, now=state.clock())
+    _log(state, session, principal, hold, "legal_hold_placed", None, request)
     return HoldOut.model_validate(holds.out(hold))
 
 
@@ -95,7 +81,7 @@ def place_legal_hold(
     "/v1/admin/legal-holds/{hold_id}/lift",
     operation_id="lift_legal_hold",
     response_model=HoldOut,
-    responses={**HOLD_ERRORS, 409: {"description": "Already lifted"}},
+    responses={**AGENCY_HOLD_ERRORS, 409: {"description": "Already lifted"}},
 )
 def lift_legal_hold(
     request: Request,
@@ -105,8 +91,8 @@ def lift_legal_hold(
     hold_id: str,
     body: LiftIn,
 ) -> HoldOut:
-    hold = holds.lift(session, principal, holds.get(session, hold_id), body.reason, state.clock())
-    _log(state, session, principal, hold, "legal_hold_lifted", request)
+    hold = holds.lift_on_agency(session, principal, hold_id, reason=body.reason, now=state.clock())
+    _log(state, session, principal, hold, "legal_hold_lifted", None, request)
     return HoldOut.model_validate(holds.out(hold))
 
 
@@ -114,18 +100,45 @@ def lift_legal_hold(
     "/v1/referrals/{referral_id}/legal-hold",
     operation_id="list_referral_legal_holds",
     response_model=HoldPage,
-    responses=HOLD_ERRORS,
+    responses={400: {"description": "X-Purpose missing or not open to you"}, **CASE_HOLD_ERRORS},
 )
 def list_referral_legal_holds(
+    request: Request,
     session: DbSession,
-    _: HoldPrincipal,
+    state: State,
+    principal: CurrentPrincipal,
     referral_id: str,
+    purpose: access.PurposeHeader = None,
+    justification: access.JustificationHeader = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
-    active: Annotated[bool, Query(description="Only holds not lifted.")] = True,
-) -> HoldPage:
-    referrals.load(session, referral_id)
-    return _page(session, active, cursor, limit, referral_id)
+    active: Active = True,
+) -> Any:
+    """The referral's holds with their reasons, for its network's coordinator; the read is logged."""
+    policies, today = state.policies.current, state.clock().date()
+    stated = access.require_purpose(policies, principal, purpose, today)
+    referral = referrals.load(session, referral_id)
+    found = holds.read_case_holds(
+        session, state.envelope, policies, principal, referral, stated, today,
+        active_only=active, after=_after(cursor), limit=limit,
+    )
+    ctx = disclose.ReadContext(principal, stated, justification, request.state.request_id)
+
+    def part(item: dict[str, Any]) -> door.Released:
+        document = HoldOut.model_validate(item).model_dump(mode="json")
+        fields = [f for f, v in zip(holds.READ_FIELDS, (item["reason"], item["lift_reason"]), strict=True) if v]
+        return door.record_part(
+            ctx, found.grant, document, owner_agency=referral.referring_agency, subject_id=referral.subject_id,
+            record_ids={"referral_id": referral.id, "hold_id": item["id"]}, fields=fields,
+        )
+
+    # An empty page is a read too: it tells the caller that nothing holds the referral.
+    asked = [] if found.holds else [disclose.read_event(
+        ctx, found.grant, owner_agency=referral.referring_agency, subject_id=referral.subject_id,
+        record_ids={"referral_id": referral.id, "hold_ids": []}, fields=[],
+    )]
+    next_cursor = encode_cursor({"id": found.next_after}) if found.next_after else None
+    return door.send(state, session, [part(i) for i in found.holds], door.page(next_cursor), extra_events=asked)
 
 
 @router.post(
@@ -133,20 +146,22 @@ def list_referral_legal_holds(
     operation_id="place_referral_legal_hold",
     response_model=HoldOut,
     status_code=status.HTTP_201_CREATED,
-    responses=HOLD_ERRORS,
+    responses=CASE_HOLD_ERRORS,
 )
 def place_referral_legal_hold(
     request: Request,
     session: DbSession,
     state: State,
-    principal: HoldPrincipal,
+    principal: CurrentPrincipal,
     referral_id: str,
     body: CaseHoldIn,
 ) -> HoldOut:
-    """Keep this referral past its retention date until the hold is lifted."""
+    """Keep this referral past its retention date until the hold is lifted (the reply has no reason)."""
     referral = referrals.load(session, referral_id)
-    hold = holds.place(session, principal, reason=body.reason, now=state.clock(), referral=referral)
-    _log(state, session, principal, hold, "legal_hold_placed", request)
+    hold = holds.place_on_referral(
+        session, state.envelope, state.policies.current, principal, referral, reason=body.reason, now=state.clock()
+    )
+    _log(state, session, principal, hold, "legal_hold_placed", referral.subject_id, request)
     return HoldOut.model_validate(holds.out(hold))
 
 
@@ -154,20 +169,21 @@ def place_referral_legal_hold(
     "/v1/referrals/{referral_id}/legal-hold/{hold_id}/lift",
     operation_id="lift_referral_legal_hold",
     response_model=HoldOut,
-    responses={**HOLD_ERRORS, 409: {"description": "Already lifted"}},
+    responses={**CASE_HOLD_ERRORS, 409: {"description": "Already lifted"}},
 )
 def lift_referral_legal_hold(
     request: Request,
     session: DbSession,
     state: State,
-    principal: HoldPrincipal,
+    principal: CurrentPrincipal,
     referral_id: str,
     hold_id: str,
     body: LiftIn,
 ) -> HoldOut:
-    referrals.load(session, referral_id)
-    hold = holds.lift(
-        session, principal, holds.get(session, hold_id, referral_id), body.reason, state.clock()
+    referral = referrals.load(session, referral_id)
+    hold = holds.lift_on_referral(
+        session, state.envelope, state.policies.current, principal, referral, hold_id,
+        reason=body.reason, now=state.clock(),
     )
-    _log(state, session, principal, hold, "legal_hold_lifted", request)
+    _log(state, session, principal, hold, "legal_hold_lifted", referral.subject_id, request)
     return HoldOut.model_validate(holds.out(hold))

@@ -25,6 +25,7 @@ Auth = Callable[..., dict[str, str]]
 AUDITOR = "independent-auditor"
 COORDINATOR = "municipality-coordinator"
 REFERRER = "school-north-referrer"
+SUBJECT_ACCESS = {"X-Purpose": "subject_access"}
 
 
 @pytest.fixture
@@ -121,10 +122,12 @@ class TestAccess:
     ) -> None:
         path = f"/v1/subjects/{SUBJECT}/disclosures"
         assert app_client.get(path).status_code == 401
-        assert app_client.get(path, headers=auth(REFERRER)).status_code == 403
-        assert app_client.get(path, headers=auth("youth-ngo-reader")).status_code == 403
-        assert app_client.get(path, headers=auth(AUDITOR)).status_code == 200
-        assert app_client.get(path, headers=auth(COORDINATOR)).status_code == 200
+        assert app_client.get(path, headers=auth(REFERRER, **SUBJECT_ACCESS)).status_code == 403
+        assert app_client.get(path, headers=auth("youth-ngo-reader", **SUBJECT_ACCESS)).status_code == 403
+        assert app_client.get(path, headers=auth(AUDITOR, **SUBJECT_ACCESS)).status_code == 200
+        # This person has no referral, so no network: a coordinator answers only for its
+        # network's people (tests/audit/test_subject_report_purpose.py).
+        assert app_client.get(path, headers=auth(COORDINATOR, **SUBJECT_ACCESS)).status_code == 403
 
 
 class TestCheckpoint:
@@ -407,7 +410,9 @@ class TestSubjectDisclosures:
     def test_every_recipient_with_dates_purposes_basis_and_retention(
         self, app_client: TestClient, auth: Auth, log: AppState
     ) -> None:
-        response = app_client.get(f"/v1/subjects/{SUBJECT}/disclosures", headers=auth(AUDITOR))
+        response = app_client.get(
+            f"/v1/subjects/{SUBJECT}/disclosures", headers=auth(AUDITOR, **SUBJECT_ACCESS)
+        )
         report = response.json()
         assert report["subject_id"] == SUBJECT
         by_agency = {r["agency"]: r for r in report["recipients"]}
@@ -427,24 +432,31 @@ class TestSubjectDisclosures:
         self, app_client: TestClient, auth: Auth, log: AppState
     ) -> None:
         report = app_client.get(
-            f"/v1/subjects/{OTHER_SUBJECT}/disclosures", headers=auth(COORDINATOR)
+            f"/v1/subjects/{OTHER_SUBJECT}/disclosures", headers=auth(AUDITOR, **SUBJECT_ACCESS)
         ).json()
         assert report["recipients"] == [] and report["items"] == []
 
     def test_pages(self, app_client: TestClient, auth: Auth, log: AppState) -> None:
         path = f"/v1/subjects/{SUBJECT}/disclosures"
-        first = app_client.get(path, params={"limit": 4}, headers=auth(AUDITOR)).json()
+        first = app_client.get(
+            path, params={"limit": 4}, headers=auth(AUDITOR, **SUBJECT_ACCESS)
+        ).json()
         second = app_client.get(
-            path, params={"limit": 4, "cursor": first["next_cursor"]}, headers=auth(AUDITOR)
+            path,
+            params={"limit": 4, "cursor": first["next_cursor"]},
+            headers=auth(AUDITOR, **SUBJECT_ACCESS),
         ).json()
         assert [i["seq"] for i in first["items"] + second["items"]] == list(range(7))
         assert second["next_cursor"] is None
         assert len(second["recipients"]) == 2
 
     def test_the_report_is_logged(self, app_client: TestClient, auth: Auth, log: AppState) -> None:
-        app_client.get(f"/v1/subjects/{SUBJECT}/disclosures", headers=auth(COORDINATOR))
+        app_client.get(
+            f"/v1/subjects/{SUBJECT}/disclosures", headers=auth(AUDITOR, **SUBJECT_ACCESS)
+        )
         (query,) = audit_queries(log)
-        assert query.actor_agency == "city-municipality"
+        assert query.actor_agency == "independent-auditor"
+        assert query.purpose == "subject_access"
         assert query.subject_index == log.blind_index.digest("audit-subject", SUBJECT)
 
 
@@ -541,7 +553,7 @@ class TestFailClosed:
         monkeypatch: pytest.MonkeyPatch,
         path: str,
     ) -> None:
-        headers = auth(AUDITOR)
+        headers = auth(AUDITOR, **SUBJECT_ACCESS)  # the report states its purpose
         self.break_the_log(log, monkeypatch)
         response = app_client.get(path, headers=headers)
         assert response.status_code == 503

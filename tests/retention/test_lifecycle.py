@@ -281,7 +281,7 @@ class TestLegalHolds:
 
         clock.at(START + timedelta(days=3))
         listed = app_client.get(
-            f"/v1/referrals/{referral_id}/legal-hold", headers=auth(COORDINATOR)
+            f"/v1/referrals/{referral_id}/legal-hold", headers=auth(COORDINATOR, **PURPOSE)
         ).json()
         assert [h["id"] for h in listed["items"]] == [hold["id"]]
         lifted = app_client.post(
@@ -362,19 +362,18 @@ class TestLegalHolds:
             ).status_code
             == 403
         )
+        # A referral's hold is its network coordinator's; operators hold whole agencies only.
         assert (
             app_client.post(
-                "/v1/admin/legal-holds",
-                headers=auth(ADMIN),
-                json={**body, "referral_id": referral_id},
+                f"/v1/referrals/{referral_id}/legal-hold", headers=auth(ADMIN), json=body
             ).status_code
-            == 201
+            == 403
         )
         assert (
             app_client.post(
                 "/v1/admin/legal-holds",
                 headers=auth(ADMIN),
-                json={**body, "referral_id": referral_id, "agency_id": "school-north"},
+                json={**body, "referral_id": referral_id},
             ).status_code
             == 422
         )

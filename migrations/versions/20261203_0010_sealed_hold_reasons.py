@@ -1,0 +1,166 @@
+"""sealed hold reasons: a case hold's reasons are sealed with the subject's data key
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-03 12:00:00
+
+A legal hold on a referral says why the person's records must be kept ("court case about
+<name>"): its `reason` and `lift_reason` move into `sealed_reason` and `sealed_lift_reason`,
+AES-256-GCM under the referral's subject's data key with the hold's id in the associated data,
+exactly as app/retention/holds.py seals them, so that erasing the person shreds them.  An
+agency-wide hold names an agency, never a person: its reasons stay the operator's text, in
+clear, in `reason` and `lift_reason` (now nullable: a case hold leaves them empty).
+
+Existing case-hold reasons are sealed here with the keyring, as 0007 does: the one
+`app.migrate.upgrade` hands over in `config.attributes["keyring"]`, or the one the service's
+settings name (never created).  The keyring is opened only when there is text to seal or open.
+The reason of a hold whose person's key is already destroyed, or whose referral is gone, is
+dropped: it belonged to the erasure.  The downgrade opens the values back into clear text.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0010'
+down_revision: str | None = '0009'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# The associated-data contexts, frozen as this revision wrote them (app/retention/holds.py).
+REASON = "legal_hold.reason"
+LIFT_REASON = "legal_hold.lift_reason"
+ERASED = ""  # what a downgrade writes for a required reason whose key is gone
+
+_holds = sa.table(
+    'legal_holds',
+    sa.column('id', sa.String), sa.column('scope', sa.String), sa.column('referral_id', sa.String),
+    sa.column('reason', sa.Text), sa.column('lift_reason', sa.Text),
+    sa.column('sealed_reason', sa.LargeBinary), sa.column('sealed_lift_reason', sa.LargeBinary),
+)
+_referrals = sa.table('referrals', sa.column('id', sa.String), sa.column('subject_id', sa.String))
+_subjects = sa.table(
+    'subjects', sa.column('id', sa.String), sa.column('wrapped_key', sa.LargeBinary), sa.column('kek_id', sa.String),
+)
+
+
+class _Keys:
+    """Subjects' data keys, unwrapped with the keyring, which is opened on first need only."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+        self.envelope: Any = None
+        self.keys: dict[str, Any] = {}
+
+    def of(self, subject_id: str | None) -> Any:
+        """The subject's DataKey, or None when the referral is gone or its key was destroyed."""
+        if subject_id is None:
+            return None
+        if subject_id not in self.keys:
+            row = self.connection.execute(
+                sa.select(_subjects.c.wrapped_key, _subjects.c.kek_id).where(_subjects.c.id == subject_id)
+            ).first()
+            if row is None or row.wrapped_key is None or row.kek_id is None:
+                self.keys[subject_id] = None
+            else:
+                self.keys[subject_id] = self._unwrap(subject_id, row.kek_id, row.wrapped_key)
+        return self.keys[subject_id]
+
+    def _unwrap(self, subject_id: str, kek_id: str, wrapped: bytes) -> Any:
+        from app.crypto.aead import DecryptionError
+        from app.crypto.envelope import Envelope, WrappedKey
+
+        if self.envelope is None:
+            self.envelope = Envelope(_keyring())
+        try:
+            return self.envelope.unwrap(subject_id, WrappedKey(kek_id, wrapped))
+        except DecryptionError:
+            raise RuntimeError(
+                f"0010 cannot unwrap the data key of subject {subject_id}: is this the service's keyring?"
+            ) from None
+
+
+def _keyring() -> Any:
+    given = op.get_context().config
+    keyring = given.attributes.get("keyring") if given is not None else None
+    if keyring is not None:
+        return keyring
+    from app.config import load_settings
+    from app.crypto.keyring import open_keyring
+
+    try:
+        settings = load_settings()
+        secret = settings.keyring_json.get_secret_value() if settings.keyring_json else None
+        keyring, _ = open_keyring(path=settings.resolved_keyring_path, inline_json=secret,
+                                  create_if_missing=False, strict=not settings.is_dev)
+    except Exception as exc:  # noqa: BLE001 - any failure means: no keyring, refuse
+        raise RuntimeError(
+            "0010 seals legal-hold reasons with each subject's data key and needs the keyring: "
+            "run `casebridge db upgrade`, or set CASEBRIDGE_KEYRING_PATH (or CASEBRIDGE_KEYRING_JSON) "
+            f"for alembic ({type(exc).__name__})"
+        ) from None
+    return keyring
+
+
+def _seal(keys: _Keys, subject_id: str | None, text: Any, context: str) -> bytes | None:
+    if text is None:
+        return None
+    key = keys.of(subject_id)
+    return None if key is None else key.seal(str(text).encode(), context)
+
+
+def _open(keys: _Keys, subject_id: str | None, sealed: Any, context: str) -> str | None:
+    if sealed is None:
+        return None
+    key = keys.of(subject_id)
+    if key is None:
+        return None
+    text: str = key.open(bytes(sealed), context).decode()
+    return text
+
+
+def _case_holds(connection: sa.Connection) -> list[Any]:
+    h, r = _holds.c, _referrals.c
+    query = (
+        sa.select(h.id, h.reason, h.lift_reason, h.sealed_reason, h.sealed_lift_reason, r.subject_id)
+        .select_from(_holds.outerjoin(_referrals, r.id == h.referral_id))
+        .where(h.scope == 'referral')
+        .order_by(h.id)
+    )
+    return list(connection.execute(query).all())
+
+
+def _convert(connection: sa.Connection, change: Callable[[_Keys, str | None, Any, str], Any], *,
+             reason_from: str, lift_from: str, reason_to: str, lift_to: str) -> None:
+    keys = _Keys(connection)
+    h = _holds.c
+    for row in _case_holds(connection):
+        connection.execute(_holds.update().where(h.id == row.id).values(**{
+            reason_to: change(keys, row.subject_id, row._mapping[reason_from], f"{REASON}:{row.id}"),
+            lift_to: change(keys, row.subject_id, row._mapping[lift_from], f"{LIFT_REASON}:{row.id}"),
+            reason_from: None,
+            lift_from: None,
+        }))
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('legal_holds') as batch_op:
+        batch_op.add_column(sa.Column('sealed_reason', sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column('sealed_lift_reason', sa.LargeBinary(), nullable=True))
+        batch_op.alter_column('reason', existing_type=sa.Text(), nullable=True)
+    _convert(op.get_bind(), _seal, reason_from='reason', lift_from='lift_reason',
+             reason_to='sealed_reason', lift_to='sealed_lift_reason')
+
+
+def downgrade() -> None:
+    connection = op.get_bind()
+    _convert(connection, _open, reason_from='sealed_reason', lift_from='sealed_lift_reason',
+             reason_to='reason', lift_to='lift_reason')
+    h = _holds.c
+    connection.execute(_holds.update().where(h.reason.is_(None)).values(reason=ERASED))
+    with op.batch_alter_table('legal_holds') as batch_op:
+        batch_op.alter_column('reason', existing_type=sa.Text(), nullable=False)
+        batch_op.drop_column('sealed_lift_reason')
+        batch_op.drop_column('sealed_reason')
