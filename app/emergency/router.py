@@ -85,7 +85,7 @@ def _position(cursor: str | None, key: str) -> tuple[datetime, str] | None:
 @router.get("/v1/audit/emergency-access", operation_id="list_emergency_grants", response_model=GrantPage,
             tags=["audit"])
 def list_emergency_grants(
-    session: DbSession, state: State, principal: Auditor,
+    request: Request, session: DbSession, state: State, principal: Auditor,
     reviewed: Annotated[bool | None, Query(description="false: grants still to review.")] = None,
     cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT,
 ) -> GrantPage:
@@ -97,7 +97,7 @@ def list_emergency_grants(
     page = rows[:limit]
     state.audit.append(session, disclose.change_event(
         principal, EventType.audit_query, subject_id=None, record_ids={"grants": [g.id for g in page]},
-        request_id=None, query={"reviewed": reviewed},
+        request_id=request.state.request_id, query={"reviewed": reviewed},
     ), now=now)
     last = page[-1] if len(rows) > limit else None
     flags = service.flags_by_grant(session, page)
@@ -113,7 +113,7 @@ def list_emergency_grants(
              responses={403: {"description": "Your agency is not a party in force of the referral's network"},
                         404: {"description": "No such grant"}, 409: {"description": "Already reviewed"}})
 def review_emergency_grant(
-    session: DbSession, state: State, principal: Auditor, grant_id: str, body: ReviewIn
+    request: Request, session: DbSession, state: State, principal: Auditor, grant_id: str, body: ReviewIn
 ) -> Any:
     """`unjustified` revokes the grant at once (reads under it fail from then) and flags its agency."""
     now = state.clock()
@@ -129,7 +129,7 @@ def review_emergency_grant(
         record_ids["notice_id"] = reviewed.notice.id
     state.audit.append(session, disclose.change_event(
         principal, EventType.change, subject_id=referral.subject_id, record_ids=record_ids,
-        request_id=None, action="emergency_review", finding=body.finding.value,
+        request_id=request.state.request_id, action="emergency_review", finding=body.finding.value,
         fields=["finding", "finding_note"] if body.note is not None else ["finding"],
         revoked=reviewed.grant.revoked_at is not None, agency_flagged=grant.agency_id if reviewed.flag else None,
     ), now=now)
@@ -140,7 +140,7 @@ def review_emergency_grant(
 @router.get("/v1/audit/flagged-agencies", operation_id="list_flagged_agencies", response_model=FlagPage,
             tags=["audit"])
 def list_flagged_agencies(
-    session: DbSession, state: State, principal: Auditor,
+    request: Request, session: DbSession, state: State, principal: Auditor,
     active: Annotated[bool | None, Query(description="true: flags not yet cleared.")] = None,
     cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT,
 ) -> FlagPage:
@@ -152,7 +152,7 @@ def list_flagged_agencies(
     page = rows[:limit]
     state.audit.append(session, disclose.change_event(
         principal, EventType.audit_query, subject_id=None, record_ids={"flags": [f.id for f in page]},
-        request_id=None, query={"active": active},
+        request_id=request.state.request_id, query={"active": active},
     ), now=now)
     last = page[-1] if len(rows) > limit else None
     return FlagPage(
@@ -165,13 +165,13 @@ def list_flagged_agencies(
              response_model=FlagOut,
              responses={403: {"description": "Your agency is not a party in force of the flag's network"},
                         404: {"description": "No such flag"}, 409: {"description": "Already cleared"}})
-def clear_agency_flag(session: DbSession, state: State, principal: Auditor, flag_id: str) -> FlagOut:
+def clear_agency_flag(request: Request, session: DbSession, state: State, principal: Auditor, flag_id: str) -> FlagOut:
     """The agency may ask for emergency access in the network again (where `refuse_flagged` holds)."""
     now = state.clock()
     flag = service.clear_flag(session, state.policies.current, principal, flag_id, now)
     state.audit.append(session, disclose.change_event(
         principal, EventType.change, subject_id=None,
-        record_ids={"flag_id": flag.id, "grant_id": flag.grant_id}, request_id=None,
+        record_ids={"flag_id": flag.id, "grant_id": flag.grant_id}, request_id=request.state.request_id,
         action="emergency_flag_clear", agency=flag.agency_id,
     ), now=now)
     return service.render_flag(flag)

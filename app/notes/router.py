@@ -45,6 +45,8 @@ def create_note(
     referral = referrals.load(session, referral_id)
     replay = idempotency.find(session, principal.client_id, key, fingerprint) if key else None
     if replay is not None:
+        # A replay is decided again: a writer that lost its relation since gets nothing back.
+        service.authorize_add(state.policies.current, principal, referral, state.clock().date())
         note = session.get(Note, replay.resource_id)
         assert note is not None
         headers = {"Idempotent-Replayed": "true"}

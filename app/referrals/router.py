@@ -93,6 +93,9 @@ def create_referral(
     linked: list[AuditEvent] = []  # a link to a known person is logged with the creation
     if replay is not None:
         referral = service.load(session, replay.resource_id)
+        # A replay is decided again: an agency no longer party to the network gets nothing back.
+        access.authorize_change(state.policies.current, principal, referral, state.clock().date(),
+                                action="Replaying a referral's creation", needs=frozenset({"owner"}))
         released = door.own_submission(
             ctx, referral, _subject(session, referral), state.envelope, service.ALL_FIELDS,
             event_type=EventType.access, reason="idempotent replay of the creating request",
@@ -349,9 +352,11 @@ def list_events(
         grant = group[-1][1]
         items = [
             (emergency_feed.item(r) if emergency_feed.is_notice(r) else
-             EventOut(id=str(r.id), referral_id=r.referral_id, from_status=r.from_status, status=r.to_status,
-                      outcome=r.outcome if "outcome" in g.fields else None, at=r.at,
-                      by_agency=r.by_agency)).model_dump(mode="json")
+             EventOut(id=str(r.id), referral_id=r.referral_id, status=r.to_status, at=r.at,
+                      # Who moved it, and from where, is the status history: only with that field.
+                      from_status=r.from_status if "status_history" in g.fields else None,
+                      by_agency=r.by_agency if "status_history" in g.fields else None,
+                      outcome=r.outcome if "outcome" in g.fields else None)).model_dump(mode="json")
             for r, g in group
         ]
         released.append(door.record_part(
@@ -359,7 +364,7 @@ def list_events(
             record_ids={"referral_id": referral_id,
                         "event_ids": [r.id for r, _ in group if not emergency_feed.is_notice(r)],
                         **emergency_feed.refs([r for r, _ in group])},
-            fields=sorted({"status", "outcome"} & grant.fields),
+            fields=sorted({"status", "outcome", "status_history"} & grant.fields),
         ))
     # The service's order: status changes and emergency entries merged by time.
     order = {emergency_feed.feed_id(r): n for n, (r, _) in enumerate(rows)}

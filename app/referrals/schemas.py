@@ -236,11 +236,11 @@ class EventOut(BaseModel):
         " and its network's coordinator.",
     )
     referral_id: str
-    from_status: str | None
+    from_status: str | None = Field(None, description="Only with a view that includes `status_history`.")
     status: str
-    outcome: str | None
+    outcome: str | None = Field(None, description="Only with a view that includes `outcome`.")
     at: datetime
-    by_agency: str
+    by_agency: str | None = Field(None, description="Only with a view that includes `status_history`.")
     grant_id: str | None = Field(None, description="Emergency entries: the grant.")
     agency_id: str | None = Field(None, description="Emergency entries: the agency that holds the grant.")
     expires_at: datetime | None = Field(None, description="Emergency entries: when the grant ends.")

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.agencies.models import Agency, ApiClient
+from app.demo import DEMO_AGENCIES
 from app.state import AppState
 
 Auth = Callable[..., dict[str, str]]
@@ -40,7 +41,7 @@ class TestAgencies:
             if cursor is None:
                 break
         assert ids == sorted(ids)
-        assert len(ids) == len(set(ids)) == 11
+        assert len(ids) == len(set(ids)) == len(DEMO_AGENCIES) + 1
         assert "karak-youth-centre" in ids
 
     @pytest.mark.parametrize(

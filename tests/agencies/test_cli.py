@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.crypto.secrets import verify_secret
 from app.db import make_engine, make_sessionmaker
+from app.demo import DEMO_AGENCIES
 
 runner = CliRunner()
 
@@ -96,7 +97,7 @@ def test_demo_is_idempotent_and_prints_working_credentials(env: Path) -> None:
     assert code == 0
     assert json.loads(second) == creds
     agencies = json.loads(run("agency", "list", "--json")[1])
-    assert len(agencies) == 10
+    assert len(agencies) == len(DEMO_AGENCIES)
     roles = {c["client_id"]: c["roles"] for c in creds}
     assert roles["municipality-coordinator"] == ["coordinator"]
     assert roles["independent-auditor"] == ["auditor"]

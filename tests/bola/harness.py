@@ -1,0 +1,941 @@
+"""The BOLA matrix's machinery: seed through the API, send every cell, judge each by the oracle.
+
+A cell is one request: a route, a demo client, a record (own agency, assigned, a foreign agency
+of the same network, a foreign network) and a purpose.  Each is judged at once for what its
+body carries (unauthorized 2xx, fields beyond the oracle's upper bound); the log is read once
+at the end, decrypted with the app's audit sealer, and every 2xx that carried case data or made
+a change must have an entry with its request id, every refusal a `denial` entry.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bola.oracle import EMERGENCY, Caller, Oracle, Rec
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import bindparam, text
+from support.referrals import referral_body
+
+from app.audit import queries
+from app.state import AppState
+
+NONE, BOGUS = "(none)", "bogus-purpose"
+REFUSAL_SLUGS = frozenset({"purpose-required", "purpose-unknown", "unknown-view"})
+WRITE_REPLY_BASE = frozenset({"id", "status"})
+TARGETS = ("triaged", "accepted", "declined", "assigned", "in_intervention", "closed", "withdrawn", "transferred")
+# The lifecycle (DESIGN.md §3): submitted → triaged → accepted | declined → assigned → in_intervention
+# → closed; withdrawn early; transferred from any open status; re-assignment.  Only to pick, for
+# each cell of the sweep, the targets where a missing relation check would show (not an access rule).
+LIFECYCLE = {
+    "submitted": ("triaged", "withdrawn", "transferred"),
+    "triaged": ("accepted", "declined", "withdrawn", "transferred"),
+    "accepted": ("assigned", "closed", "transferred"),
+    "assigned": ("assigned", "in_intervention", "closed", "transferred"),
+    "in_intervention": ("closed", "transferred"),
+}
+
+# Routes, as "METHOD path" exactly as app.routes names them.
+R_GET = "GET /v1/referrals/{referral_id}"
+R_LIST = "GET /v1/referrals"
+R_CREATE = "POST /v1/referrals"
+R_TRANSITION = "POST /v1/referrals/{referral_id}/transitions"
+R_CONSENT = "POST /v1/referrals/{referral_id}/consent"
+R_EVENTS = "GET /v1/events"
+R_NOTES_POST = "POST /v1/referrals/{referral_id}/notes"
+R_NOTES_GET = "GET /v1/referrals/{referral_id}/notes"
+R_REPORT = "GET /v1/subjects/{subject_id}/disclosures"
+R_SUMMARIES = "GET /v1/summaries"
+R_STATISTICS = "GET /v1/statistics"
+R_EMERGENCY = "POST /v1/referrals/{referral_id}/emergency-access"
+R_GRANTS = "GET /v1/audit/emergency-access"
+R_REVIEW = "POST /v1/audit/emergency-access/{grant_id}/review"
+R_ERASE = "POST /v1/subjects/{subject_id}/erasure"
+R_ADMIN_HOLDS = "GET /v1/admin/legal-holds"
+R_ADMIN_HOLD = "POST /v1/admin/legal-holds"
+R_ADMIN_LIFT = "POST /v1/admin/legal-holds/{hold_id}/lift"
+R_HOLDS = "GET /v1/referrals/{referral_id}/legal-hold"
+R_HOLD = "POST /v1/referrals/{referral_id}/legal-hold"
+R_LIFT = "POST /v1/referrals/{referral_id}/legal-hold/{hold_id}/lift"
+R_CHECKPOINT = "GET /v1/audit/checkpoint"
+R_VERIFIER = "GET /v1/audit/verifier-key"
+R_LEAF = "GET /v1/audit/entries/{seq}/leaf"
+R_INCLUSION = "GET /v1/audit/proofs/inclusion"
+R_CONSISTENCY = "GET /v1/audit/proofs/consistency"
+R_ENTRIES = "GET /v1/audit/entries"
+R_EXPORT = "GET /v1/audit/export"
+R_FLAGS = "GET /v1/audit/flagged-agencies"
+R_CLEAR = "POST /v1/audit/flagged-agencies/{flag_id}/clear"
+
+# Audit routes with log contents (case data) and those with hashes and keys only.
+AUDIT_DATA = {R_ENTRIES: "/v1/audit/entries?limit=5", R_EXPORT: "/v1/audit/export",
+              R_LEAF: "/v1/audit/entries/0/leaf"}
+AUDIT_PLAIN = {R_CHECKPOINT: "/v1/audit/checkpoint", R_VERIFIER: "/v1/audit/verifier-key",
+               R_INCLUSION: "/v1/audit/proofs/inclusion?leaf_index=0&tree_size=1",
+               R_CONSISTENCY: "/v1/audit/proofs/consistency?first=1&second=2",
+               R_FLAGS: "/v1/audit/flagged-agencies"}
+
+COVERED = frozenset({
+    R_GET, R_LIST, R_CREATE, R_TRANSITION, R_CONSENT, R_EVENTS, R_NOTES_POST, R_NOTES_GET, R_REPORT,
+    R_SUMMARIES, R_STATISTICS, R_EMERGENCY, R_GRANTS, R_REVIEW, R_ERASE, R_ADMIN_HOLDS, R_ADMIN_HOLD,
+    R_ADMIN_LIFT, R_HOLDS, R_HOLD, R_LIFT, R_CLEAR, *AUDIT_DATA, *AUDIT_PLAIN,
+})
+# Routes that carry no case data at all (service plumbing, catalogues, agency administration).
+NO_CASE_DATA = frozenset({
+    "GET /openapi.json", "GET /docs", "GET /docs/oauth2-redirect", "GET /redoc", "GET /healthz",
+    "GET /readyz", "GET /metrics", "POST /v1/token", "GET /.well-known/jwks.json", "GET /v1/me",
+    "GET /v1/admin/agencies", "POST /v1/admin/agencies", "GET /v1/admin/clients", "POST /v1/admin/clients",
+    "POST /v1/admin/clients/{client_id}/disable", "GET /v1/schemas", "GET /v1/schemas/{name}/{version}",
+    "GET /v1/vocabularies", "GET /v1/vocabularies/{name}", "GET /v1/admin/mappings",
+    "POST /v1/admin/mappings", "GET /v1/agreements", "POST /v1/decisions/explain",
+    "POST /v1/admin/agreements/reload", "GET /v1/networks", "GET /v1/networks/{network_id}",
+})
+
+
+def app_routes(app: Any) -> set[str]:
+    """Every "METHOD path" the application serves (HEAD aside), included routers walked."""
+
+    def walk(routes: Iterable[Any]) -> Iterable[str]:
+        for route in routes:
+            included = getattr(route, "effective_candidates", None)  # an included router (FastAPI ≥ 0.120)
+            if callable(included):
+                yield from walk(included())
+                continue
+            original = getattr(route, "original_route", route)
+            path = getattr(route, "path", None) or getattr(original, "path", "")
+            for method in getattr(original, "methods", None) or ():
+                if method != "HEAD":
+                    yield f"{method} {path}"
+
+    return set(walk(app.routes))
+
+
+def flatten(document: Mapping[str, Any]) -> set[str]:
+    """Field paths of a referral document: top-level names and `subject.<name>`."""
+    found = {k for k in document if k != "subject"}
+    subject = document.get("subject")
+    if isinstance(subject, Mapping):
+        found |= {f"subject.{k}" for k in subject}
+    return found
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
+
+
+@dataclass
+class Cell:
+    route: str
+    client: str
+    record: str
+    kind: str
+    purpose: str
+    status: int
+    request_id: str
+    slug: str | None
+    unauthorized: list[str] = field(default_factory=list)
+    beyond: list[str] = field(default_factory=list)
+    log_ids: set[str] | None = None  # None: no entry needed; empty: any entry; else each id needs one
+    missing_log: list[str] = field(default_factory=list)
+    unlogged_denial: bool = False
+
+    def where(self) -> str:
+        return f"{self.client} × {self.record} [{self.kind}] × {self.purpose} → {self.status}"
+
+
+@dataclass
+class Note:
+    id: str
+    author: str
+    classification: str
+
+
+class Matrix:
+    """Sends the cells, keeps what the oracle needs (records, notes, grants, holds), counts."""
+
+    def __init__(
+        self, client: TestClient, state: AppState, oracle: Oracle, demo: Mapping[str, Mapping[str, Any]],
+        auth: Callable[..., dict[str, str]],
+    ) -> None:
+        self.http, self.state, self.oracle, self.auth = client, state, oracle, auth
+        self.callers = {
+            cid: Caller(cid, c["agency"], c["sector"], frozenset(c["roles"])) for cid, c in sorted(demo.items())
+        }
+        self.purposes: list[str] = [NONE, BOGUS, *oracle.all_purposes(), EMERGENCY]
+        self.labels: dict[str, str] = {}  # label -> referral id
+        self.recs: dict[str, Rec] = {}  # referral id -> as it stands
+        self.notes: dict[str, list[Note]] = defaultdict(list)  # referral id -> notes
+        self.holds: dict[str, list[str]] = defaultdict(list)  # referral id -> active hold ids
+        self.grants: set[tuple[str, str]] = set()  # (referral id, agency) with an emergency grant
+        self.grant_ids: list[str] = []
+        self.grant_referrals: dict[str, str] = {}  # grant id -> referral id
+        self.flag_referrals: dict[str, str] = {}  # flag id -> referral id of the grant it judged
+        self.revoked: list[tuple[str, str]] = []  # (referral id, agency) whose grant a review revoked
+        self.refused_reads = Counter[str]()
+        self.status_leaks = Counter[str]()
+        self.cells: list[Cell] = []
+        self.sent = Counter[str]()
+        self.skipped = Counter[str]()  # permitted changes left to the walks, not sent in the sweep
+        self.refused_permitted: list[str] = []  # changes the oracle allows that the app refused
+        self.observations: list[str] = []
+        self._bodies: dict[str, dict[str, Any]] = {}
+        self.submitted: dict[str, dict[str, Any]] = {}  # label -> body posted
+        self.by_rid: dict[str, dict[str, Any]] = {}  # referral id -> body posted
+        self.seeded: list[str] = []  # the labels every client reads and changes
+        self._n = 0
+        self._lock = threading.Lock()
+        self._elapsed: dict[str, float] = {}
+        self.elapsed: dict[str, float] = defaultdict(float)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def caller(self, client_id: str) -> Caller:
+        return self.callers[client_id]
+
+    def client_of(self, agency: str, role: str) -> str:
+        return next(c for c, v in self.callers.items() if v.agency == agency and role in v.roles)
+
+    def request(
+        self, method: str, url: str, client_id: str, purpose: str = NONE, *, json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Response, str]:
+        with self._lock:
+            self._n += 1
+            request_id = f"bola-{self._n:06d}"
+        extra = {"X-Request-ID": request_id, **(headers or {})}
+        if purpose != NONE:
+            extra["X-Purpose"] = purpose
+        started = time.perf_counter()
+        response = self.http.request(method, url, json=json_body, headers=self.auth(client_id, **extra))
+        self._elapsed[request_id] = time.perf_counter() - started
+        return response, request_id
+
+    def cell(
+        self, route: str, client_id: str, response: Response, request_id: str, *, record: str = "-",
+        kind: str = "-", purpose: str = NONE,
+    ) -> Cell:
+        self.sent[route] += 1
+        self.elapsed[route] += self._elapsed.pop(request_id, 0.0)
+        slug = None
+        if response.status_code >= 400:
+            try:
+                slug = str(response.json().get("type", "")).rsplit("/", 1)[-1] or None
+            except ValueError:
+                slug = None
+        made = Cell(route, client_id, record, kind, purpose, response.status_code, request_id, slug)
+        self.cells.append(made)
+        return made
+
+    def kind(self, caller: Caller, rec: Rec) -> str:
+        if caller.agency == rec.owner:
+            return "own"
+        if caller.agency in rec.assigned:
+            return "assigned"
+        network = self.oracle.networks.get(rec.network)
+        member = network is not None and caller.agency in network.members
+        return "foreign-agency" if member or self.oracle.party_in_force(caller, rec.network) else "foreign-network"
+
+    def label(self, rid: str) -> str:
+        return next((k for k, v in self.labels.items() if v == rid), rid)
+
+    def refresh(self, rid: str) -> Rec:
+        with self.state.engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT id, network_id, referring_agency, status, consent_status, risk_level, subject_id "
+                "FROM referrals WHERE id = :id"), {"id": rid}).one_or_none()
+            assigned = frozenset(conn.execute(text(
+                "SELECT agency_id FROM referral_assignments WHERE referral_id = :id"), {"id": rid}).scalars())
+        # Erased or purged: keep the last known state (nobody may read it any more).
+        rec = self.recs[rid] if row is None else Rec(*row[:6], assigned, row[6])
+        self.recs[rid] = rec
+        return rec
+
+    def network_count(self, networks: Iterable[str]) -> int:
+        names = sorted(networks)
+        if not names:
+            return 0
+        with self.state.engine.connect() as conn:
+            query = text("SELECT count(*) FROM referrals WHERE network_id IN :n").bindparams(
+                bindparam("n", expanding=True))
+            return int(conn.execute(query, {"n": names}).scalar_one())
+
+    # -- seeding (through the public API) ----------------------------------------------------
+
+    def create(self, label: str, client_id: str, *, consent: str = "given", same_person_as: str | None = None,
+               identifier_only: bool = False, **changes: Any) -> str:
+        """`same_person_as`: post the identifier another seeded referral gave (the subject is linked)."""
+        body = self.body(label, consent, **changes)
+        if same_person_as is not None:
+            body["subject"]["identifiers"] = self.submitted[same_person_as]["subject"]["identifiers"]
+        if identifier_only:  # finding 3: knowing an ID number must not pull the person's record
+            body["subject"] = {"identifiers": body["subject"]["identifiers"]}
+        self.submitted[label] = body
+        response, _ = self.request("POST", "/v1/referrals", client_id, json_body=body)
+        assert response.status_code == 201, f"seeding {label}: {response.status_code} {response.text}"
+        rid = str(response.json()["id"])
+        self.labels[label] = rid
+        self.by_rid[rid] = body
+        self.refresh(rid)
+        return rid
+
+    def body(self, label: str, consent: str, **changes: Any) -> dict[str, Any]:
+        with self._lock:
+            self._n += 1
+            n = self._n
+        subject = {
+            "given_name": f"Bola{n}", "family_name": "Matrixperson", "date_of_birth": "2009-03-14",
+            "gender": "female", "phone": "+961-70-555-0199", "address": f"{n} Rue Matrix",
+            "district": "al-mina", "identifiers": [{"system": "national_id", "value": f"BOLA-{label}-{n}"}],
+            "religion": "religion-marker", "ethnicity": "ethnicity-marker",
+        }
+        consent_body: dict[str, Any] = {"status": consent, "recorded_by": "matrix counsellor"}
+        if consent != "given":
+            consent_body["legal_basis"] = "public_task"
+        body: dict[str, Any] = referral_body(subject=subject, consent=consent_body, **changes)
+        return body
+
+    def move(self, rid: str, client_id: str, target: str, **extra: Any) -> None:
+        body = self.transition_body(self.recs[rid], self.caller(client_id), target)
+        body.update(extra)
+        response, _ = self.request("POST", f"/v1/referrals/{rid}/transitions", client_id, json_body=body)
+        assert response.status_code == 200, f"seeding {self.label(rid)} → {target}: {response.text}"
+        self.refresh(rid)
+
+    def add_note(self, rid: str, client_id: str, classification: str) -> None:
+        body = {"classification": classification, "text": f"matrix-note-{classification}-{client_id}"}
+        response, _ = self.request("POST", f"/v1/referrals/{rid}/notes", client_id, json_body=body)
+        assert response.status_code == 201, f"seeding a note on {self.label(rid)}: {response.text}"
+        self.notes[rid].append(Note(response.json()["id"], self.caller(client_id).agency, classification))
+
+    def place_hold(self, rid: str, client_id: str) -> None:
+        response, _ = self.request("POST", f"/v1/referrals/{rid}/legal-hold", client_id,
+                                   json_body={"reason": "Court case reference BOLA-2026-17"})
+        assert response.status_code == 201, f"seeding a hold on {self.label(rid)}: {response.text}"
+        self.holds[rid].append(response.json()["id"])
+
+    def set_consent(self, rid: str, client_id: str, status: str) -> None:
+        response, _ = self.request("POST", f"/v1/referrals/{rid}/consent", client_id,
+                                   json_body=self.consent_body(status))
+        assert response.status_code == 200, f"seeding consent on {self.label(rid)}: {response.text}"
+        self.refresh(rid)
+
+    @staticmethod
+    def consent_body(status: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": status, "recorded_by": "matrix"}
+        if status != "given":
+            body["legal_basis"] = "public_task"
+        return body
+
+    def transition_body(self, rec: Rec, caller: Caller, target: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"to": target}
+        if target in ("declined", "withdrawn", "transferred"):
+            body["reason"] = "matrix reason marker"
+        if target == "closed":
+            body["outcome"] = "risk_reduced"
+        if target == "assigned":
+            body["agencies"] = [caller.agency]  # the attack of finding 2: assign it to yourself
+        if target == "transferred":
+            others = sorted(n for n in self.oracle.networks if n != rec.network)
+            body["to_network"] = others[0] if others else "elsewhere"
+        return body
+
+    # -- judging -----------------------------------------------------------------------------
+
+    def read_bound(self, caller: Caller, rec: Rec, purpose: str) -> frozenset[str]:
+        if purpose == EMERGENCY:
+            return self.oracle.emergency_bound(caller, rec) if (rec.id, caller.agency) in self.grants \
+                else frozenset()
+        if purpose in (NONE, BOGUS):
+            return frozenset()
+        return self.oracle.referral_bound(caller, rec, purpose)
+
+    def judge_document(self, cell: Cell, caller: Caller, rec: Rec, document: Mapping[str, Any],
+                       bound: frozenset[str], base: frozenset[str]) -> bool:
+        """Record what the document carries beyond `base`; True when it carries case data."""
+        carried = flatten(document) - base
+        if not carried:
+            return False
+        self.judge_subject_values(cell, rec, document)
+        if not bound:
+            cell.unauthorized.append(f"{self.label(rec.id)}: {sorted(carried)} with no grant")
+        else:
+            cell.beyond += [f"{self.label(rec.id)}:{f}" for f in sorted(carried - bound)]
+        return True
+
+    def stranger(self, client_id: str, rid: str) -> bool:
+        """No relation to the record, not its network's coordinator, no grant for any purpose."""
+        caller, rec = self.caller(client_id), self.recs[rid]
+        return not (
+            self.oracle.relations(caller, rec) or self.oracle.is_coordinator(caller, rec.network)
+            or any(self.oracle.referral_bound(caller, rec, p) for p in self.oracle.all_purposes())
+        )
+
+    def refused_read(self, cell: Cell) -> None:
+        """A read the agreements grant that the service refused: not a leak, but worth a look."""
+        self.refused_reads[cell.route] += 1
+        if self.refused_reads[cell.route] <= 3:
+            self.observations.append(f"granted by the oracle, refused by the app: {cell.route} {cell.where()}")
+
+    def judge_subject_values(self, cell: Cell, rec: Rec, document: Mapping[str, Any]) -> None:
+        """A referral shows the person as that referral submitted them, never another's submission
+        about the same person (issue 11, finding 3): names, birth date, identifiers, religion …"""
+        submitted = self.by_rid.get(rec.id)
+        subject = document.get("subject")
+        if submitted is None or not isinstance(subject, Mapping):
+            return
+        given = submitted.get("subject", {})
+        for name in IDENTITY:
+            shown = subject.get(name)
+            if shown in (None, [], "") or name not in subject:
+                continue
+            if name not in given or not _same(shown, given[name]):
+                cell.beyond.append(f"{self.label(rec.id)}:subject.{name} holds another submission's value")
+
+    def judge_change(self, cell: Cell, allowed: bool, rid: str | None, why: str,
+                     response: Response | None = None) -> None:
+        """A 2xx on a write is a change: forbidden ones count; every one needs its entry."""
+        if response is not None and cell.status >= 400 and rid in self.recs and self.stranger(cell.client, rid):
+            # A refusal should teach a stranger nothing about the record, not even its status.
+            status = self.recs[rid].status
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {}
+            if f"'{status}'" in str(problem.get("detail", "")) or status in (
+                problem.get("referral_status"), problem.get("status_now"), problem.get("current_status")
+            ):
+                self.status_leaks[cell.route] += 1
+                if self.status_leaks[cell.route] <= 2:
+                    self.observations.append(f"a refusal names the record's status: {cell.route} {cell.where()}"
+                                             f" {response.text[:160]}")
+        if cell.status >= 300:
+            if allowed and cell.status in (401, 403):
+                self.refused_permitted.append(f"{cell.route}: {cell.where()} ({why})")
+            return
+        if not allowed:
+            cell.unauthorized.append(f"change forbidden: {why}")
+        cell.log_ids = {rid} if rid else set()
+
+    # -- the read routes ---------------------------------------------------------------------
+
+    def get_referral(self, client_id: str, rec: Rec, purpose: str, view: str | None = None) -> None:
+        """`view`: ask for a named view (rule 6 of the README); the answer stays within the bound."""
+        caller = self.caller(client_id)
+        url = f"/v1/referrals/{rec.id}" + (f"?view={view}" if view else "")
+        response, request_id = self.request("GET", url, client_id, purpose)
+        record = self.label(rec.id) + (f" ?view={view}" if view else "")
+        cell = self.cell(R_GET, client_id, response, request_id, record=record,
+                         kind=self.kind(caller, rec), purpose=purpose)
+        bound = self.read_bound(caller, rec, purpose)
+        if response.status_code == 200 and self.judge_document(
+            cell, caller, rec, response.json(), bound, frozenset({"id"})
+        ):
+            cell.log_ids = {rec.id}
+        if response.status_code == 403 and bound and not view:
+            self.refused_read(cell)
+
+    def get_notes(self, client_id: str, rec: Rec, purpose: str) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", f"/v1/referrals/{rec.id}/notes?limit=200", client_id, purpose)
+        cell = self.cell(R_NOTES_GET, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        if response.status_code != 200:
+            return
+        known = {n.id: n for n in self.notes[rec.id]}
+        items = response.json().get("items", [])
+        for item in items:
+            note = known.get(item["id"]) or Note(item["id"], item.get("author_agency", ""),
+                                                 item.get("classification", ""))
+            granted = purpose not in (NONE, BOGUS, EMERGENCY) and item.get("referral_id") == rec.id and \
+                self.oracle.note_granted(caller, rec, note.author, note.classification, purpose)
+            if not granted:
+                cell.unauthorized.append(f"note {note.classification} by {note.author} not granted")
+        if items:
+            cell.log_ids = {item["id"] for item in items}
+
+    def get_holds(self, client_id: str, rec: Rec, purpose: str) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", f"/v1/referrals/{rec.id}/legal-hold", client_id, purpose)
+        cell = self.cell(R_HOLDS, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        if response.status_code != 200 or not response.json().get("items"):
+            return
+        # A read of case data: the purpose must grant the referral, and the caller coordinates it.
+        allowed = self.oracle.may_hold(caller, rec) and bool(self.read_bound(caller, rec, purpose))
+        if not allowed:
+            cell.unauthorized.append("legal holds (reasons) of a record the caller may not hold")
+        cell.log_ids = set()
+
+    def get_report(self, client_id: str, rec: Rec, purpose: str) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", f"/v1/subjects/{rec.subject_id}/disclosures", client_id,
+                                            purpose)
+        cell = self.cell(R_REPORT, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        if response.status_code != 200:
+            return
+        subject_recs = [r for r in self.recs.values() if r.subject_id == rec.subject_id]
+        cell.log_ids = set()
+        if not self.oracle.may_report_subject(caller, subject_recs, purpose):
+            cell.unauthorized.append("a subject-access report not granted on every referral about the person")
+            return
+        # Who received the person's data in another network is that network's business.
+        networks = {r.network for r in subject_recs}
+        agencies = frozenset().union(*(self.oracle.network_agencies(n) for n in networks))
+        body = response.json()
+        named = {r.get("agency") for r in body.get("recipients", [])}
+        named |= {i.get(k) for i in body.get("items", []) for k in ("recipient_agency", "actor_agency")}
+        cell.beyond += [f"recipient:{a}" for a in sorted(a for a in named - agencies if a)]
+
+    def list_documents(self, route: str, url: str, client_id: str, purpose: str,
+                       strip: frozenset[str] = frozenset()) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", url, client_id, purpose)
+        cell = self.cell(route, client_id, response, request_id, purpose=purpose)
+        if response.status_code != 200:
+            return
+        disclosed = set()
+        for item in response.json().get("items", []):
+            rid = item.get("id")
+            rec = self.recs.get(rid) or self.refresh(rid)
+            document = {k: v for k, v in item.items() if k not in strip}
+            if self.judge_document(cell, caller, rec, document, self.read_bound(caller, rec, purpose),
+                                   frozenset({"id"})):
+                disclosed.add(rid)
+        if disclosed:
+            cell.log_ids = disclosed
+
+    def get_events(self, client_id: str, purpose: str) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", "/v1/events?limit=200", client_id, purpose)
+        cell = self.cell(R_EVENTS, client_id, response, request_id, purpose=purpose)
+        if response.status_code != 200:
+            return
+        carried: dict[str, set[str]] = defaultdict(set)
+        for item in response.json().get("items", []):
+            rid = item["referral_id"]
+            rec = self.recs.get(rid) or self.refresh(rid)
+            if str(item.get("kind", "")).startswith("emergency"):
+                # Break-the-glass notices: for the owner agency and the network's coordinator only.
+                if caller.agency != rec.owner and not self.oracle.is_coordinator(caller, rec.network):
+                    cell.unauthorized.append(f"{self.label(rid)}: an emergency notice to a stranger")
+                carried[rid].add("status")
+                continue
+            # An event is a status change: the status; who moved it from where is its history.
+            carried[rid].add("status")
+            if item.get("outcome") is not None:
+                carried[rid].add("outcome")
+            if item.get("from_status") is not None or item.get("by_agency") is not None:
+                carried[rid].add("status_history")
+        for rid, fields in carried.items():
+            rec = self.recs[rid]
+            self.judge_document(cell, caller, rec, dict.fromkeys(fields, True),
+                                self.read_bound(caller, rec, purpose), frozenset())
+        if carried:
+            cell.log_ids = set(carried)
+
+    def get_statistics(self, client_id: str, purpose: str) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", "/v1/statistics?dimensions=concerns", client_id, purpose)
+        cell = self.cell(R_STATISTICS, client_id, response, request_id, purpose=purpose)
+        dims, networks = self.oracle.statistics_bound(caller, purpose)
+        if response.status_code == 403 and "concerns" in dims:
+            self.refused_read(cell)
+        if response.status_code != 200:
+            return
+        body = response.json()
+        if not dims:
+            cell.unauthorized.append("statistics with no statistics grant")
+        else:
+            cell.beyond += [f"dimension:{d}" for d in body.get("dimensions", []) if d not in dims]
+            total = (body.get("margins") or [{}])[-1].get("cells", [{}])[0].get("count")
+            limit = self.network_count(networks)
+            if total is not None and total > limit:
+                cell.beyond.append(f"total {total} counts records outside {sorted(networks)} ({limit})")
+        cell.log_ids = set()
+
+    def get_admin_holds(self, client_id: str, purpose: str) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", "/v1/admin/legal-holds", client_id, purpose)
+        cell = self.cell(R_ADMIN_HOLDS, client_id, response, request_id, purpose=purpose)
+        if response.status_code != 200:
+            return
+        items = response.json().get("items", [])
+        case_items = [i for i in items if i.get("referral_id")]
+        if "admin" not in caller.roles and items:
+            cell.unauthorized.append("legal holds listed to a non-admin")
+        # An operator never reads case data: agency-wide holds only, no referral's hold.
+        cell.beyond += [f"referral hold {i['referral_id']} listed to an operator" for i in case_items]
+        if case_items:
+            cell.log_ids = set()
+
+    def get_audit(self, route: str, url: str, client_id: str, purpose: str, *, data: bool) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", url, client_id, purpose)
+        cell = self.cell(route, client_id, response, request_id, purpose=purpose)
+        if response.status_code != 200 or not data:
+            return
+        if "auditor" not in caller.roles:
+            cell.unauthorized.append("the disclosure log read by a non-auditor")
+        cell.log_ids = set()
+
+    def get_grants(self, client_id: str, purpose: str) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", "/v1/audit/emergency-access", client_id, purpose)
+        cell = self.cell(R_GRANTS, client_id, response, request_id, purpose=purpose)
+        items = response.json().get("items", []) if response.status_code == 200 else []
+        if not items:
+            return
+        cell.log_ids = set()
+        if "auditor" not in caller.roles:
+            cell.unauthorized.append("emergency grants (with reasons) listed to a non-auditor")
+            return
+        for item in items:
+            rec = self.recs.get(item.get("referral_id", ""))
+            if rec is not None and not self.oracle.may_review(caller, rec):
+                cell.beyond.append(f"grant on {self.label(rec.id)} of a network the auditor is no party to")
+
+    # -- the write routes ----------------------------------------------------------------------
+
+    def write_reply(self, cell: Cell, caller: Caller, before: Rec, purpose: str, response: Response) -> bool:
+        """A transition's or consent's reply: only what the caller may read (before or after).
+
+        True when the reply carries case data (more than the receipt: id and status).
+        """
+        if response.status_code >= 300:
+            return False
+        after = self.refresh(before.id)
+        bound = self.read_bound(caller, before, purpose) | self.read_bound(caller, after, purpose)
+        try:
+            document = response.json()
+        except ValueError:
+            return False
+        if cell.unauthorized:  # a forbidden change: any case data in its reply counts with it
+            carried = flatten(document) - WRITE_REPLY_BASE
+            if carried and not bound:
+                cell.unauthorized.append(f"its reply carries {sorted(carried)}")
+            return bool(carried)
+        return self.judge_document(cell, caller, after, document, bound, WRITE_REPLY_BASE)
+
+    def transition(self, client_id: str, rec: Rec, target: str, purpose: str, *, key: str | None = None,
+                   send_permitted: bool = False, body: dict[str, Any] | None = None,
+                   replay_of: Rec | None = None) -> Response | None:
+        """`replay_of`: the record as it stood when the replayed (permitted) change was made."""
+        caller = self.caller(client_id)
+        allowed = self.oracle.may_transition(caller, replay_of or rec, target)
+        if allowed and not send_permitted:
+            self.skipped[R_TRANSITION] += 1
+            return None
+        body = body or self.transition_body(rec, caller, target)
+        headers = {"Idempotency-Key": key} if key else None
+        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/transitions", client_id, purpose,
+                                            json_body=body, headers=headers)
+        record = f"{self.label(rec.id)}→{target}" + (" (replay)" if replay_of else "")
+        cell = self.cell(R_TRANSITION, client_id, response, request_id, record=record,
+                         kind=self.kind(caller, rec), purpose=purpose)
+        self.judge_change(cell, allowed, rec.id, f"{target} by {caller.agency}", response)
+        carried = self.write_reply(cell, caller, rec, purpose, response)
+        if replay_of is not None and not carried and not cell.unauthorized:
+            cell.log_ids = None  # a replay changes nothing; a bare receipt discloses nothing
+        return response
+
+    def consent(self, client_id: str, rec: Rec, purpose: str) -> None:
+        caller = self.caller(client_id)
+        allowed = self.oracle.may_consent(caller, rec)
+        # The same status again: a change on paper (a new consent record), the record unharmed.
+        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/consent", client_id, purpose,
+                                            json_body=self.consent_body(rec.consent))
+        cell = self.cell(R_CONSENT, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        self.judge_change(cell, allowed, rec.id, f"consent by {caller.agency}", response)
+        self.write_reply(cell, caller, rec, purpose, response)
+
+    def post_note(self, client_id: str, rec: Rec, purpose: str, classification: str, *,
+                  key: str | None = None) -> Response:
+        caller = self.caller(client_id)
+        allowed = self.oracle.may_note(caller, rec)
+        body = {"classification": classification, "text": f"matrix-note-{classification}-{client_id}"}
+        headers = {"Idempotency-Key": key} if key else None
+        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/notes", client_id, purpose,
+                                            json_body=body, headers=headers)
+        cell = self.cell(R_NOTES_POST, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        self.judge_change(cell, allowed, rec.id, f"a note by {caller.agency}", response)
+        if response.status_code < 300:
+            note = response.json()
+            if note.get("id") and all(n.id != note["id"] for n in self.notes[rec.id]):
+                self.notes[rec.id].append(Note(note["id"], caller.agency, classification))
+            # The author's own note echoed back is its own submission; anything else is not.
+            extra = set(note) - {"id", "schema", "referral_id", "author_agency", "author_person", "classification",
+                                 "text", "supersedes", "superseded_by", "created_at"}
+            cell.beyond += [f"note:{f}" for f in sorted(extra)]
+        return response
+
+    def place(self, client_id: str, rec: Rec, purpose: str) -> None:
+        caller = self.caller(client_id)
+        allowed = self.oracle.may_hold(caller, rec)
+        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/legal-hold", client_id, purpose,
+                                            json_body={"reason": "Matrix hold reason marker 42"})
+        cell = self.cell(R_HOLD, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        self.judge_change(cell, allowed, rec.id, f"a legal hold by {caller.agency}", response)
+        if response.status_code < 300:
+            self.holds[rec.id].append(response.json()["id"])
+            self.no_reason(cell, response.json())
+
+    def lift(self, client_id: str, rec: Rec, purpose: str, *, send_permitted: bool = False) -> None:
+        if not self.holds[rec.id]:
+            return
+        caller = self.caller(client_id)
+        allowed = self.oracle.may_hold(caller, rec)
+        if allowed and not send_permitted:
+            self.skipped[R_LIFT] += 1
+            return
+        hold_id = self.holds[rec.id][0]
+        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/legal-hold/{hold_id}/lift",
+                                            client_id, purpose, json_body={"reason": "Proceedings closed BOLA"})
+        cell = self.cell(R_LIFT, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        self.judge_change(cell, allowed, rec.id, f"a hold lifted by {caller.agency}")
+        if response.status_code < 300:
+            self.holds[rec.id].remove(hold_id)
+            self.no_reason(cell, response.json())
+
+    @staticmethod
+    def no_reason(cell: Cell, reply: Mapping[str, Any]) -> None:
+        """Placing or lifting a referral's hold answers without its reasons (sealed free text)."""
+        cell.beyond += [f"hold reply:{k}" for k in ("reason", "lift_reason") if reply.get(k)]
+
+    def emergency(self, client_id: str, rec: Rec, purpose: str) -> None:
+        caller = self.caller(client_id)
+        allowed = self.oracle.may_emergency(caller, rec)
+        reason = "Credible threat to life reported by the family this morning; need the case now."
+        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/emergency-access", client_id,
+                                            purpose, json_body={"reason": reason})
+        cell = self.cell(R_EMERGENCY, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        self.judge_change(cell, allowed, rec.id, f"emergency access by {caller.agency}", response)
+        if response.status_code < 300:
+            self.grants.add((rec.id, caller.agency))
+            self.grant_ids.append(response.json()["id"])
+            self.grant_referrals[response.json()["id"]] = rec.id
+            granted = set(response.json().get("fields") or ())
+            cell.beyond += [f"grant:{f}" for f in sorted(granted - self.oracle.emergency_bound(caller, rec))]
+
+    def create_referral(self, client_id: str, purpose: str, *, key: str, replay: bool,
+                        network: str | None = None) -> str | None:
+        """`network`: name the network in the body (a referrer may refer only into its own)."""
+        caller = self.caller(client_id)
+        allowed = self.oracle.may_create(caller, network)
+        body = self._bodies.setdefault(key, self.body(f"new-{client_id}", "given"))
+        if network is not None:
+            body["network"] = network
+        response, request_id = self.request("POST", "/v1/referrals", client_id, purpose, json_body=body,
+                                            headers={"Idempotency-Key": key})
+        record = ("replay" if replay else "new") + (f" into {network}" if network else "")
+        kind = "-" if network is None else (
+            "own" if caller.agency in self.oracle.network_agencies(network) else "foreign-network")
+        cell = self.cell(R_CREATE, client_id, response, request_id, record=record, kind=kind, purpose=purpose)
+        if response.status_code >= 300:
+            self.judge_change(cell, allowed, None, f"a referral by {caller.agency}")
+            return None
+        document = response.json()
+        rid = document["id"]
+        self.by_rid.setdefault(rid, body)
+        self.judge_change(cell, allowed, rid, f"a referral by {caller.agency}")
+        rec = self.refresh(rid)
+        # Its own submission: what it posted, and what any of its purposes grants the owner.
+        bound = set(flatten(body)) | {"network", "status", "status_history", "created_at", "updated_at",
+                                      "referring_agency", "referring_person", "subject.id", "subject.age_band",
+                                      "assigned_agencies", "outcome", "original_codes"}
+        for p in self.oracle.purposes(caller):
+            bound |= self.oracle.referral_bound(caller, rec, p)
+        if not cell.unauthorized:
+            self.judge_document(cell, caller, rec, document, frozenset(bound), frozenset({"id"}))
+        return str(rid)
+
+    def erase(self, client_id: str, rec: Rec, purpose: str, *, send_permitted: bool = False) -> bool:
+        """True when the person was erased."""
+        caller = self.caller(client_id)
+        subject_recs = [r for r in self.recs.values() if r.subject_id == rec.subject_id]
+        allowed = self.oracle.may_erase(caller, subject_recs)
+        if allowed and not send_permitted:
+            self.skipped[R_ERASE] += 1
+            return False
+        response, request_id = self.request("POST", f"/v1/subjects/{rec.subject_id}/erasure", client_id, purpose,
+                                            json_body={"legal_ground": "objection", "reference": "BOLA-DSR-1"})
+        cell = self.cell(R_ERASE, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        self.judge_change(cell, allowed, None, f"erasure by {caller.agency}")
+        return response.status_code < 300
+
+    def admin_hold(self, client_id: str, agency: str, purpose: str) -> str | None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("POST", "/v1/admin/legal-holds", client_id, purpose,
+                                            json_body={"agency_id": agency, "reason": "Regulator inquiry BOLA-9"})
+        cell = self.cell(R_ADMIN_HOLD, client_id, response, request_id, record=f"agency:{agency}", purpose=purpose)
+        self.judge_change(cell, "admin" in caller.roles, None, f"an agency-wide hold by {caller.agency}")
+        return str(response.json()["id"]) if response.status_code < 300 else None
+
+    def admin_lift(self, client_id: str, hold_id: str, purpose: str) -> bool:
+        caller = self.caller(client_id)
+        response, request_id = self.request("POST", f"/v1/admin/legal-holds/{hold_id}/lift", client_id, purpose,
+                                            json_body={"reason": "Inquiry closed BOLA-9"})
+        cell = self.cell(R_ADMIN_LIFT, client_id, response, request_id, record="agency hold", purpose=purpose)
+        self.judge_change(cell, "admin" in caller.roles, None, f"an agency-wide hold lifted by {caller.agency}")
+        return response.status_code < 300
+
+    def review(self, client_id: str, grant_id: str, purpose: str, finding: str = "justified") -> str | None:
+        """An auditor's review of a grant; returns the flag an `unjustified` finding raised."""
+        caller = self.caller(client_id)
+        response, request_id = self.request("POST", f"/v1/audit/emergency-access/{grant_id}/review", client_id,
+                                            purpose, json_body={"finding": finding})
+        cell = self.cell(R_REVIEW, client_id, response, request_id, record=f"grant ({finding})", purpose=purpose)
+        rec = self.recs.get(self.grant_referrals.get(grant_id, ""))
+        allowed = self.oracle.may_review(caller, rec) if rec else "auditor" in caller.roles
+        self.judge_change(cell, allowed, None, f"a review by {caller.agency}")
+        if response.status_code < 300 and finding == "unjustified" and rec is not None:
+            holder = response.json().get("agency_id")
+            self.grants.discard((rec.id, holder))  # revoked at once: reads under it must fail
+            self.revoked.append((rec.id, holder))
+        flag = response.json().get("flag_id") if response.status_code < 300 else None
+        if flag and rec is not None:
+            self.flag_referrals[flag] = rec.id
+        return flag
+
+    def clear_flag(self, client_id: str, flag_id: str, purpose: str) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("POST", f"/v1/audit/flagged-agencies/{flag_id}/clear", client_id,
+                                            purpose)
+        cell = self.cell(R_CLEAR, client_id, response, request_id, record="flag", purpose=purpose)
+        rec = self.recs.get(self.flag_referrals.get(flag_id, ""))
+        allowed = self.oracle.may_review(caller, rec) if rec else "auditor" in caller.roles
+        self.judge_change(cell, allowed, None, f"a flag cleared by {caller.agency}")
+
+    # -- the log -------------------------------------------------------------------------------
+
+    def check_log(self) -> None:
+        """Read the whole log once, decrypted, and match every cell's entries by request id."""
+        with self.state.sessions() as session:
+            views = queries.search(session.connection(), self.state.audit.sealer, queries.EntryFilter(),
+                                   after=None, limit=10**9)
+        entries: dict[str, list[tuple[str, set[str]]]] = defaultdict(list)
+        for view in views:
+            details = view.details or {}
+            request_id = details.get("request_id")
+            if isinstance(request_id, str):
+                entries[request_id].append((view.event_type, set(_strings(details.get("record_ids")))))
+        for cell in self.cells:
+            found = entries.get(cell.request_id, [])
+            if 200 <= cell.status < 300 and cell.log_ids is not None:
+                kept = [ids for event_type, ids in found if event_type != "denial"]
+                if not kept:
+                    cell.missing_log.append("no entry")
+                else:
+                    covered = set().union(*kept)
+                    cell.missing_log += [f"no entry names {self.label(i)}" for i in sorted(cell.log_ids - covered)]
+            refusal = cell.status == 403 or (cell.status == 400 and cell.slug in REFUSAL_SLUGS)
+            if refusal and not any(event_type == "denial" for event_type, _ in found):
+                cell.unlogged_denial = True
+
+    # -- the report ------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "unauthorized_2xx": sum(1 for c in self.cells if c.unauthorized),
+            "fields_beyond_view": sum(1 for c in self.cells if c.beyond and not c.unauthorized),
+            "missing_log_entries": sum(1 for c in self.cells if c.missing_log),
+            "unlogged_denials": sum(1 for c in self.cells if c.unlogged_denial),
+        }
+
+    def failures(self, limit: int = 6) -> str:
+        groups: dict[tuple[str, str, str], list[Cell]] = defaultdict(list)
+        for c in self.cells:
+            if c.unauthorized:
+                groups[("unauthorized_2xx", c.route, _cause(c.unauthorized[0]))].append(c)
+            elif c.beyond:
+                groups[("fields_beyond_view", c.route, _cause(c.beyond[0]))].append(c)
+            if c.missing_log:
+                groups[("missing_log_entries", c.route, _cause(c.missing_log[0]))].append(c)
+            if c.unlogged_denial:
+                groups[("unlogged_denials", c.route, f"{c.status} {c.slug}")].append(c)
+        lines = []
+        for (category, route, cause), cells in sorted(groups.items()):
+            lines.append(f"[{category}] {route} — {cause} — {len(cells)} cell(s)")
+            for c in cells[:limit]:
+                detail = (c.unauthorized or c.beyond or c.missing_log or [""])
+                lines.append(f"    {c.where()}  {c.request_id}  {'; '.join(detail)[:300]}")
+        return "\n".join(lines)
+
+    def write_failures(self, path: str) -> None:
+        """Every failing cell as one JSON line (CASEBRIDGE_BOLA_REPORT=path), for the closing note."""
+        with open(path, "a", encoding="utf-8") as out:
+            for c in self.cells:
+                if c.unauthorized or c.beyond or c.missing_log or c.unlogged_denial:
+                    out.write(json.dumps({
+                        "route": c.route, "client": c.client, "record": c.record, "kind": c.kind,
+                        "purpose": c.purpose, "status": c.status, "request_id": c.request_id,
+                        "unauthorized": c.unauthorized, "beyond": sorted(set(c.beyond)),
+                        "missing_log": c.missing_log, "unlogged_denial": c.unlogged_denial,
+                    }) + "\n")
+
+    def summary(self, database: str) -> str:
+        routes = sorted(self.sent)
+        records = sorted(self.labels)
+        ok = Counter(c.route for c in self.cells if 200 <= c.status < 300)
+        counts = self.counts()
+        seeded = self.seeded or records
+        kinds = Counter(c.kind for c in self.cells if c.kind != "-")
+        lines = [
+            f"BOLA matrix on {database}: {len(self.cells)} requests, {len(routes)} routes, "
+            f"{len(self.callers)} clients, {len(seeded)} records every client reads and changes "
+            f"(+{len(records) - len(seeded)} for walks and erasure), {len(self.purposes)} purposes "
+            f"({', '.join(self.purposes)})",
+            "  " + json.dumps(counts),
+            f"  record cells by kind: {dict(sorted(kinds.items()))}",
+            f"  permitted changes not sent in the sweep (exercised in the walks): {dict(self.skipped)}",
+            "  requests by route (2xx/all): " + ", ".join(
+                f"{r} {ok[r]}/{n}" for r, n in sorted(self.sent.items())),
+            f"  seconds in requests: {round(sum(self.elapsed.values()), 1)}",
+        ]
+        if self.status_leaks:
+            lines.append(f"  refusals to strangers that name the record's status: {dict(self.status_leaks)}")
+        if self.refused_reads:
+            lines.append(f"  reads the oracle grants that the app refused: {dict(self.refused_reads)}")
+        if self.refused_permitted:
+            lines.append(f"  changes the oracle permits that the app refused ({len(self.refused_permitted)}):")
+            lines += [f"    {r}" for r in self.refused_permitted[:40]]
+        lines += [f"  note: {o}" for o in self.observations]
+        return "\n".join(lines)
+
+
+IDENTITY = ("given_name", "family_name", "date_of_birth", "gender", "phone", "email", "address", "identifiers",
+            "ethnicity", "religion", "language")
+
+
+def _same(shown: Any, given: Any) -> bool:
+    if isinstance(shown, list) and isinstance(given, list):
+        key = lambda i: json.dumps(i, sort_keys=True)  # noqa: E731
+        return sorted(map(key, shown)) == sorted(map(key, given))
+    return str(shown).strip() == str(given).strip()
+
+
+def _cause(detail: str) -> str:
+    """A failure's cause with the record label taken out, to group alike cells."""
+    head = detail.split(": ", 1)[-1] if ": " in detail else detail
+    if ":" in detail and ": " not in detail:  # label:field
+        head = detail.split(":", 1)[-1]
+    return head[:160]
