@@ -34,8 +34,12 @@ def get_statistics(
     principal: CurrentPrincipal,
     dimensions: Annotated[str, Query(max_length=200, description="Comma-separated, 1 to 3.")] = "",
     period: Annotated[Literal["month", "quarter"], Query()] = "quarter",
-    since: Annotated[date | None, Query(description="Referrals created on or after.")] = None,
-    until: Annotated[date | None, Query(description="Referrals created before.")] = None,
+    since: Annotated[date | None, Query(description=(
+        "Referrals created on or after: the first day of a month (of a quarter with period=quarter). "
+        "Windows are whole periods, so two windows never differ by a few referrals; with since or until "
+        "name at most two dimensions besides period."))] = None,
+    until: Annotated[date | None, Query(description=(
+        "Referrals created before: the first day of a month (of a quarter with period=quarter)."))] = None,
     purpose: access.PurposeHeader = None,
     accept: Annotated[str | None, Header(max_length=500)] = None,
 ) -> Any:
@@ -44,11 +48,13 @@ def get_statistics(
     with disclose.denials_logged(state, session, ctx, {"statistics": dimensions},
                                  extra_refusals=True):
         stated = access.require_purpose(policies, principal, purpose, now.date(), relations=frozenset())
-        decision = service.decide_statistics(policies, principal, stated, now.date())
+        counted = service.decide_statistics(policies, principal, stated, now.date())
+        decision = counted.decision
         grant = access.grant_for(decision, principal, "", stated)
         requested = [d.strip() for d in dimensions.split(",") if d.strip()]
         chosen = service.check_dimensions(requested, grant.decision)
-    result = service.table(session, decision, chosen, period, since, until)
+        window = service.check_window(since, until, period, chosen, grant.decision)
+    result = service.table(session, decision, chosen, period, window, counted.networks)
     disclose.log_reads(state, session, [AuditEvent(
         event_type=EventType.aggregate_disclosure.value, actor_agency=None,
         recipient_agency=principal.agency_id, purpose=stated, decision="permit",
@@ -57,9 +63,11 @@ def get_statistics(
         details=ctx.details(dimensions=list(chosen), period=period, since=since, until=until,
                             min_cell=result.min_cell, cells=len(result.cells),
                             suppressed=sum(1 for c in result.cells if c.suppressed),
+                            networks=list(counted.networks),
                             **disclose.decision_details(decision)),
     )])
     if accept and "text/csv" in accept:
         return Response(service.to_csv(result), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="statistics.csv"'})
-    return JSONResponse({**result.to_json(), "period": period, "agreement": decision.agreement_id})
+    return JSONResponse({**result.to_json(), "period": period, "agreement": decision.agreement_id,
+                         "networks": list(counted.networks)})

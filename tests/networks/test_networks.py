@@ -262,3 +262,30 @@ def test_an_agency_of_several_networks_names_one(two_network_client: TestClient)
     assert named.status_code == 201 and named.json()["network"] == "demo-town"
     foreign = referral_body(network="nowhere")
     assert two_network_client.post("/v1/referrals", json=foreign, headers=headers).status_code == 422
+
+
+class TestStatisticsAcrossNetworks:
+    """A national agreement across networks shares aggregates of each; a city's coordinator counts its own."""
+
+    def test_each_caller_counts_the_networks_granted_to_it(
+        self, app_client: TestClient, auth: Auth, post_referral: Callable[..., dict[str, Any]],
+    ) -> None:
+        for _ in range(6):
+            post_referral()
+        for _ in range(7):
+            post_referral(TOWN_REFERRER)
+        stats = {"X-Purpose": "statistics"}
+
+        def total(client_id: str) -> tuple[int | None, list[str]]:
+            response = app_client.get("/v1/statistics", params={"dimensions": "risk_level"},
+                                      headers=auth(client_id, **stats))
+            assert response.status_code == 200, response.text
+            body = response.json()
+            grand_total = body["margins"][-1]["cells"][0]["count"]  # the margin with no dimensions
+            return grand_total, body["networks"]
+
+        assert total("national-statistics") == (13, ["demo-city", "demo-town"])
+        assert total(COORDINATOR) == (6, ["demo-city"])
+        refused = app_client.get("/v1/statistics", params={"dimensions": "risk_level"},
+                                 headers=auth(TOWN_COORDINATOR, **stats))
+        assert refused.status_code in (400, 403)

@@ -168,7 +168,7 @@ class TestFinding3:
                         headers=auth(POLICE))
 
         with state.sessions() as session:
-            rows = list(statistics.records(session, ["district", "age_band"], "month", None, None))
+            rows = list(statistics.records(session, ["district", "age_band"]))
         assert sorted(rows, key=lambda r: str(r["district"] or "")) == [
             {"district": None, "age_band": None},
             {"district": "harbour-quarter-district", "age_band": health_referral["subject"]["age_band"]},
