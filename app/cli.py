@@ -156,7 +156,7 @@ def agency_add(
     from app.agencies.service import add_agency
 
     try:
-        data = AgencyIn(id=agency_id, name=name, sector=sector)  # type: ignore[arg-type]
+        data = AgencyIn(id=agency_id, name=name, sector=sector)
     except ValidationError as exc:
         raise fail(_validation_message(exc)) from None
     with unit_of_work() as (session, _):
@@ -196,7 +196,7 @@ def client_add(
     try:
         data = ClientIn(
             agency_id=agency, name=name, id=client_id,
-            roles=[r.strip() for r in roles.split(",") if r.strip()],  # type: ignore[misc]
+            roles=[r.strip() for r in roles.split(",") if r.strip()],
         )
     except ValidationError as exc:
         raise fail(_validation_message(exc)) from None

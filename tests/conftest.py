@@ -171,10 +171,7 @@ def move(app_client: TestClient, auth: Callable[..., dict[str, str]]) -> Callabl
         result: dict[str, Any] = {}
         for step in steps:
             body: dict[str, Any]
-            if isinstance(step, tuple):
-                body = {"to": step[0], **step[1]}
-            else:
-                body = {"to": step}
+            body = {"to": step[0], **step[1]} if isinstance(step, tuple) else {"to": step}
             if body["to"] == "closed":
                 body.setdefault("outcome", "risk_reduced")
             if body["to"] in ("declined", "withdrawn", "transferred"):

@@ -83,8 +83,8 @@ def policy_test(
         for agreement, rules in report.coverage.items():
             covered = sum(1 for n in rules.values() if n)
             out.print(f"{agreement}: {covered}/{len(rules)} rules covered")
-        for agreement, rules in report.uncovered.items():
-            out.print(f"[yellow]uncovered[/yellow] {agreement}: {', '.join(rules)}")
+        for agreement, rule_ids in report.uncovered.items():
+            out.print(f"[yellow]uncovered[/yellow] {agreement}: {', '.join(rule_ids)}")
         out.print(f"{report.passed} passed, {len(report.failed)} failed")
     if not report.ok:
         raise typer.Exit(1)

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from app.agreements import service
 from app.agreements.schemas import AgreementPage, ExplainIn, ExplainOut, NetworkOut, NetworkPage, ReloadOut
-from app.errors import NotFound
 from app.auth.principal import AdminPrincipal, CurrentPrincipal
+from app.errors import NotFound
 from app.state import DbSession, State
 
 router = APIRouter(tags=["agreements"])

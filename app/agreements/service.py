@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from app import access
-from app.agreements.schemas import NetworkOut, AgreementOut, ExplainIn, ReloadOut
+from app.agreements.schemas import AgreementOut, ExplainIn, NetworkOut, ReloadOut
 from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Principal
 from app.bootstrap import load_policies

@@ -19,7 +19,7 @@ router = APIRouter(tags=["auth"])
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - OAuth token type name, not a secret
     expires_in: int
 
 

@@ -22,7 +22,7 @@ KEYRING_FORMAT = 1
 
 
 class KeyKind(StrEnum):
-    token_signing = "token_signing"  # ES256 (ECDSA P-256) for access tokens
+    token_signing = "token_signing"  # noqa: S105 - key kind name, not a secret; ES256 (ECDSA P-256) for access tokens
     kek = "kek"  # wraps per-subject data keys
     audit = "audit"  # AES-256-GCM for audit entry details
     blind_index = "blind_index"  # HMAC-SHA256 for blind indexes

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_ID = "note/v1"
+SCHEMA_ID: Final = "note/v1"
 
 
 class NoteIn(BaseModel):

@@ -4,7 +4,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # no stubs installed
+import yaml
 
 from app.policy.documents import VIEW_SHAPE_TAGS
 

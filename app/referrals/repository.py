@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.referrals import snapshot
@@ -50,10 +50,10 @@ CONDITION_COLUMNS = {"consent": Referral.consent_status, "status": Referral.stat
 CONDITION_ATTRIBUTES = frozenset(CONDITION_COLUMNS)
 
 
-def _filtered(f: ReferralFilter) -> Select[tuple[Referral]]:
+def _filtered(f: ReferralFilter) -> Select[Referral]:
     query = select(Referral).where(_NOT_BURIED)
     if f.agencies is not None:
-        visible = Referral.referring_agency.in_(f.agencies)
+        visible: ColumnElement[bool] = Referral.referring_agency.in_(f.agencies)
         if f.assigned_to is not None:
             visible = or_(visible, exists().where(
                 Assignment.referral_id == Referral.id, Assignment.agency_id == f.assigned_to

@@ -90,7 +90,7 @@ def file_mappings() -> dict[str, MappingIn]:
 
 
 def register(session: Session, mapping: MappingIn) -> MappingOut:
-    if mapping.mapping in file_mappings() or session.get(CodeMapping, mapping.mapping):
+    if mapping.mapping in file_mappings() or session.get(CodeMapping, mapping.mapping) is not None:
         raise Conflict(f"Mapping {mapping.mapping!r} already exists.")
     row = CodeMapping(
         id=mapping.mapping, agency_id=mapping.agency, version=mapping.version, codes=mapping.codes

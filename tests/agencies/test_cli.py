@@ -38,7 +38,8 @@ def test_agency_add_and_list(env: Path) -> None:
     assert code == 0
     code, stdout, _ = run("agency", "list", "--json")
     assert code == 0
-    assert {"id": "zarqa-lpn", "name": "Zarqa LPN", "sector": "local_government"}.items() <= json.loads(stdout)[0].items()
+    expected = {"id": "zarqa-lpn", "name": "Zarqa LPN", "sector": "local_government"}
+    assert expected.items() <= json.loads(stdout)[0].items()
 
 
 def test_agency_add_rejects_bad_input_and_duplicates(env: Path) -> None:

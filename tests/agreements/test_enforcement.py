@@ -77,7 +77,8 @@ class TestEachCallerGetsExactlyItsView:
 
     def test_police_never_get_names_or_narrative(self, app_client: TestClient, auth: Auth, case: str) -> None:
         response = app_client.get(
-            f"/v1/referrals/{case}", headers=auth("community-police-caseworker", **{"X-Purpose": "intervention_planning"})
+            f"/v1/referrals/{case}",
+            headers=auth("community-police-caseworker", **{"X-Purpose": "intervention_planning"}),
         )
         body = response.json()
         assert "narrative" not in body
@@ -110,13 +111,16 @@ class TestEachCallerGetsExactlyItsView:
         items = page.json()["items"]
         assert [i["id"] for i in items] == [case]
         assert paths(items[0]) == view_fields(state, "referral.summary")
-        everything = app_client.get("/v1/referrals", headers=auth(COORDINATOR, **{"X-Purpose": "safeguarding_assessment"}))
+        everything = app_client.get(
+            "/v1/referrals", headers=auth(COORDINATOR, **{"X-Purpose": "safeguarding_assessment"})
+        )
         assert len(everything.json()["items"]) == 3
 
     def test_health_notes_never_reach_police(self, app_client: TestClient, auth: Auth, case: str) -> None:
         for classification in ("shared", "health"):
             response = app_client.post(
-                f"/v1/referrals/{case}/notes", json={"classification": classification, "text": f"{classification} note"},
+                f"/v1/referrals/{case}/notes",
+                json={"classification": classification, "text": f"{classification} note"},
                 headers=auth("health-centre-caseworker"),
             )
             assert response.status_code == 201
@@ -163,7 +167,9 @@ class TestAgreementsInForce:
         self, app_client: TestClient, auth: Auth, state: AppState, case: str
     ) -> None:
         state.clock = lambda: datetime(2025, 12, 31, 23, 0, tzinfo=UTC)
-        response = app_client.get(f"/v1/referrals/{case}", headers=auth(COORDINATOR, **{"X-Purpose": "safeguarding_assessment"}))
+        response = app_client.get(
+            f"/v1/referrals/{case}", headers=auth(COORDINATOR, **{"X-Purpose": "safeguarding_assessment"})
+        )
         assert response.status_code == 400
 
     def test_agreements_are_listed_with_version_hash_and_review_date(

@@ -99,8 +99,11 @@ class TestReload:
         original = path.read_text()
         path.write_text(original.replace("version: 1", "version: 2", 1))
         report = reloading_client.post("/v1/admin/agreements/reload", headers=admin).json()
-        assert report["in_force"] == ["demo-city@v2", "demo-town@v1", "national-statistics@v1"] and report["errors"] == []
-        path.write_text(original.replace("version: 1", "version: 3", 1).replace("legal_basis: public_task", "legal_basis: whim", 1))
+        assert report["in_force"] == ["demo-city@v2", "demo-town@v1", "national-statistics@v1"]
+        assert report["errors"] == []
+        path.write_text(
+            original.replace("version: 1", "version: 3", 1).replace("legal_basis: public_task", "legal_basis: whim", 1)
+        )
         broken = reloading_client.post("/v1/admin/agreements/reload", headers=admin).json()
         assert broken["in_force"] == ["demo-city@v2", "demo-town@v1", "national-statistics@v1"]
         assert broken["errors"][0]["file"].endswith("demo-city.yaml") and broken["errors"][0]["line"] > 0

@@ -68,7 +68,7 @@ class TestIssueToken:
         assert response.status_code == 200
         assert response.headers["cache-control"] == "no-store"
         body = response.json()
-        assert body["token_type"] == "Bearer"
+        assert body["token_type"] == "Bearer"  # noqa: S105 - OAuth token type name, not a secret
         assert body["expires_in"] == state.settings.token_ttl_seconds
         header = jwt.get_unverified_header(body["access_token"])
         assert header["alg"] == "ES256"

@@ -40,7 +40,7 @@ def test_material_never_shows_in_repr() -> None:
     for entry in keyring.entries:
         assert entry.material.hex() not in repr(entry)
         assert "material" not in entry.public_info()
-    assert "Keyring(5 keys)" == repr(keyring)
+    assert repr(keyring) == "Keyring(5 keys)"
 
 
 def test_malformed_keyring_error_does_not_echo_contents(tmp_path: Path) -> None:

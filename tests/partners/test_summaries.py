@@ -29,7 +29,8 @@ def network(post_referral: Callable[..., Any], move: Callable[..., Any]) -> dict
     ids = {}
     ids["shared"] = post_referral()["id"]
     move(ids["shared"], "triaged", "accepted")
-    ids["assigned"] = post_referral(subject=referral_body()["subject"] | {"given_name": "Omar", "identifiers": []})["id"]
+    omar = referral_body()["subject"] | {"given_name": "Omar", "identifiers": []}
+    ids["assigned"] = post_referral(subject=omar)["id"]
     move(ids["assigned"], "triaged", "accepted", "assigned")
     ids["refused"] = post_referral(consent={"status": "refused", "legal_basis": "public_task"})["id"]
     move(ids["refused"], "triaged", "accepted")

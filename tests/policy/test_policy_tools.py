@@ -226,12 +226,12 @@ class TestRopa:
     def test_record_of_processing(self, demo: PolicySet) -> None:
         record = ropa(demo)
         entries = {e["agreement"]: e for e in record["agreements"]}
-        assert set(entries) == {"demo-city", "demo-town"}
+        assert set(entries) == {"demo-city", "demo-town", "national-statistics"}
         entry = entries["demo-city"]
         assert entry["networks"] == [DEMO] and entries["demo-town"]["networks"] == ["demo-town"]
         networks = {n["network"]: n for n in record["networks"]}
         assert networks[DEMO]["coordinator"] == "city-municipality"
-        assert networks[DEMO]["agreements"] == ["demo-city"]
+        assert networks[DEMO]["agreements"] == ["demo-city", "national-statistics"]
         assert "town-school" in networks["demo-town"]["members"]
         assert "town-school" not in networks[DEMO]["members"]
         assert entry["controller_contact"] == "dpo@city-municipality.example"
@@ -264,7 +264,7 @@ class TestRopa:
         assert text.startswith("# Record of processing activities (GDPR Art. 30)")
         assert "| partner-summary |" in text and "dpo@city-municipality.example" in text
         assert "- Network: demo-city (it decides records of this network only)" in text
-        assert "| demo-town | Demo Town Community Action Team | town-council | demo-town |" in text
+        assert "| demo-town | Demo Town Community Action Team | town-council | demo-town, national-statistics |" in text
 
 
 class TestPolicyTests:

@@ -65,7 +65,9 @@ class TestHappyPath:
         assert {e["referral_id"] for e in feed["items"]} == {mine}
         assert [e["status"] for e in feed["items"]] == ["submitted", "triaged", "accepted", "assigned"]
         assert "Yasmin" not in str(feed)
-        ngo = app_client.get("/v1/events", headers=auth("youth-ngo-caseworker", **{"X-Purpose": "service_provision"})).json()
+        ngo = app_client.get(
+            "/v1/events", headers=auth("youth-ngo-caseworker", **{"X-Purpose": "service_provision"})
+        ).json()
         assert {e["referral_id"] for e in ngo["items"]} == {mine}
         move(mine, "in_intervention", client_id="youth-ngo-caseworker")
         later = app_client.get("/v1/events", params={"after": feed["next_cursor"]},

@@ -87,7 +87,9 @@ class TestList:
     ) -> None:
         hate = post_referral(concerns=["hate_incident"])
         post_referral(concerns=["family_concern"])
-        response = app_client.get("/v1/referrals", params={"concern": "hate_incident"}, headers=auth(REFERRER, **PURPOSE))
+        response = app_client.get(
+            "/v1/referrals", params={"concern": "hate_incident"}, headers=auth(REFERRER, **PURPOSE)
+        )
         assert [r["id"] for r in response.json()["items"]] == [hate["id"]]
         future = app_client.get("/v1/referrals", params={"updated_since": "2999-01-01T00:00:00Z"},
                                 headers=auth(REFERRER, **PURPOSE))
@@ -97,7 +99,8 @@ class TestList:
         assert app_client.get("/v1/referrals", headers=auth(REFERRER)).status_code == 400
         bad = app_client.get("/v1/referrals", params={"cursor": "!!!"}, headers=auth(REFERRER, **PURPOSE))
         assert bad.status_code == 400
-        assert app_client.get("/v1/referrals", params={"limit": 0}, headers=auth(REFERRER, **PURPOSE)).status_code == 422
+        zero = app_client.get("/v1/referrals", params={"limit": 0}, headers=auth(REFERRER, **PURPOSE))
+        assert zero.status_code == 422
 
 
 class TestAdminNeverSeesCaseData:
