@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 from typing import TYPE_CHECKING
 
 from alembic import command
@@ -56,3 +57,27 @@ def current_revisions(engine: Engine) -> frozenset[str]:
 
 def is_at_head(engine: Engine) -> bool:
     return current_revisions(engine) == head_revisions()
+
+
+def migration_keyring(config: Config | None, why: str) -> Any:
+    """The keyring for a migration that seals data: handed over by `casebridge`, else from settings.
+
+    `why` says which migration needs it for what; without a keyring the migration is refused.
+    """
+    keyring = config.attributes.get("keyring") if config is not None else None
+    if keyring is not None:
+        return keyring
+    from app.config import load_settings
+    from app.crypto.keyring import open_keyring
+
+    try:
+        settings = load_settings()
+        secret = settings.keyring_json.get_secret_value() if settings.keyring_json else None
+        keyring, _ = open_keyring(path=settings.resolved_keyring_path, inline_json=secret,
+                                  create_if_missing=False, strict=not settings.is_dev)
+    except Exception as exc:  # noqa: BLE001 - any failure means: no keyring, refuse
+        raise RuntimeError(
+            f"{why} needs the keyring: run `casebridge db upgrade`, or set CASEBRIDGE_KEYRING_PATH "
+            f"(or CASEBRIDGE_KEYRING_JSON) for alembic ({type(exc).__name__})"
+        ) from None
+    return keyring

@@ -62,25 +62,9 @@ _flags = sa.table(
 
 
 def _keyring() -> Any:
-    given = op.get_context().config
-    keyring = given.attributes.get("keyring") if given is not None else None
-    if keyring is not None:
-        return keyring
-    from app.config import load_settings
-    from app.crypto.keyring import open_keyring
+    from app.migrate import migration_keyring
 
-    try:
-        settings = load_settings()
-        secret = settings.keyring_json.get_secret_value() if settings.keyring_json else None
-        keyring, _ = open_keyring(path=settings.resolved_keyring_path, inline_json=secret,
-                                  create_if_missing=False, strict=not settings.is_dev)
-    except Exception as exc:  # noqa: BLE001 - any failure means: no keyring, refuse
-        raise RuntimeError(
-            "0008 seals legacy emergency findings with each subject's data key and needs the keyring: "
-            "run `casebridge db upgrade`, or set CASEBRIDGE_KEYRING_PATH (or CASEBRIDGE_KEYRING_JSON) "
-            f"for alembic ({type(exc).__name__})"
-        ) from None
-    return keyring
+    return migration_keyring(op.get_context().config, "0008 seals legacy emergency findings with each subject's data key and")
 
 
 class _Keys:
