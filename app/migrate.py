@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 
 from app.config import REPO_ROOT
 
@@ -81,3 +80,42 @@ def migration_keyring(config: Config | None, why: str) -> Any:
             f"(or CASEBRIDGE_KEYRING_JSON) for alembic ({type(exc).__name__})"
         ) from None
     return keyring
+
+
+class SubjectKeys:
+    """Subjects' data keys for a migration that seals or opens data; the keyring is opened on first need.
+
+    `of` answers None for no subject, an unknown one, or one whose key was destroyed (erased).
+    """
+
+    def __init__(self, connection: Connection, config: Config | None, why: str) -> None:
+        self.connection, self.config, self.why = connection, config, why
+        self.envelope: Any = None
+        self.keys: dict[str, Any] = {}
+
+    def of(self, subject_id: str | None) -> Any:
+        if subject_id is None:
+            return None
+        if subject_id not in self.keys:
+            row = self.connection.execute(
+                text("SELECT wrapped_key, kek_id FROM subjects WHERE id = :id"), {"id": subject_id}
+            ).first()
+            if row is None or row.wrapped_key is None or row.kek_id is None:
+                self.keys[subject_id] = None
+            else:
+                self.keys[subject_id] = self._unwrap(subject_id, row.kek_id, bytes(row.wrapped_key))
+        return self.keys[subject_id]
+
+    def _unwrap(self, subject_id: str, kek_id: str, wrapped: bytes) -> Any:
+        from app.crypto.aead import DecryptionError
+        from app.crypto.envelope import Envelope, WrappedKey
+
+        if self.envelope is None:
+            self.envelope = Envelope(migration_keyring(self.config, self.why))
+        try:
+            return self.envelope.unwrap(subject_id, WrappedKey(kek_id, wrapped))
+        except DecryptionError:
+            raise RuntimeError(
+                f"{self.why.split()[0]} cannot unwrap the data key of subject {subject_id}: "
+                "is this the service's keyring?"
+            ) from None

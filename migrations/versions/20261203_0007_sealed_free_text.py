@@ -34,6 +34,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrate import SubjectKeys
+
 revision: str = '0007'
 down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
@@ -59,49 +61,11 @@ _steps = sa.table(
     sa.column('reason_clear', sa.Text), sa.column('by_person_clear', sa.String),
     sa.column('reason_sealed', sa.LargeBinary), sa.column('by_person_sealed', sa.LargeBinary),
 )
-_subjects = sa.table(
-    'subjects', sa.column('id', sa.String), sa.column('wrapped_key', sa.LargeBinary), sa.column('kek_id', sa.String),
-)
 
 
-class _Keys:
-    """Subjects' data keys, unwrapped with the keyring, which is opened on first need only."""
+def _keys(connection: sa.Connection) -> SubjectKeys:
+    return SubjectKeys(connection, op.get_context().config, "0007 seals referral free text with each subject's data key and")
 
-    def __init__(self, connection: sa.Connection) -> None:
-        self.connection = connection
-        self.envelope: Any = None
-        self.keys: dict[str, Any] = {}
-
-    def of(self, subject_id: str) -> Any:
-        """The subject's DataKey, or None when its key was destroyed."""
-        if subject_id not in self.keys:
-            row = self.connection.execute(
-                sa.select(_subjects.c.wrapped_key, _subjects.c.kek_id).where(_subjects.c.id == subject_id)
-            ).first()
-            if row is None or row.wrapped_key is None or row.kek_id is None:
-                self.keys[subject_id] = None
-            else:
-                self.keys[subject_id] = self._unwrap(subject_id, row.kek_id, row.wrapped_key)
-        return self.keys[subject_id]
-
-    def _unwrap(self, subject_id: str, kek_id: str, wrapped: bytes) -> Any:
-        from app.crypto.aead import DecryptionError
-        from app.crypto.envelope import Envelope, WrappedKey
-
-        if self.envelope is None:
-            self.envelope = Envelope(_keyring())
-        try:
-            return self.envelope.unwrap(subject_id, WrappedKey(kek_id, wrapped))
-        except DecryptionError:
-            raise RuntimeError(
-                f"0007 cannot unwrap the data key of subject {subject_id}: is this the service's keyring?"
-            ) from None
-
-
-def _keyring() -> Any:
-    from app.migrate import migration_keyring
-
-    return migration_keyring(op.get_context().config, "0007 seals referral free text with each subject's data key and")
 
 
 def _pages(connection: sa.Connection, query: sa.Select[Any], key: sa.ColumnElement[Any]) -> Iterator[Any]:
@@ -116,14 +80,14 @@ def _pages(connection: sa.Connection, query: sa.Select[Any], key: sa.ColumnEleme
         last = rows[-1].id
 
 
-def _seal(keys: _Keys, subject_id: str, text: str | None, context: str) -> bytes | None:
+def _seal(keys: SubjectKeys, subject_id: str, text: str | None, context: str) -> bytes | None:
     if text is None:
         return None
     key = keys.of(subject_id)
     return None if key is None else key.seal(text.encode(), context)
 
 
-def _open(keys: _Keys, subject_id: str, sealed: bytes | None, context: str) -> str | None:
+def _open(keys: SubjectKeys, subject_id: str, sealed: bytes | None, context: str) -> str | None:
     if sealed is None:
         return None
     key = keys.of(subject_id)
@@ -134,7 +98,7 @@ def _open(keys: _Keys, subject_id: str, sealed: bytes | None, context: str) -> s
 
 
 def _convert(
-    connection: sa.Connection, keys: _Keys, change: Callable[[_Keys, str, Any, str], Any], *,
+    connection: sa.Connection, keys: SubjectKeys, change: Callable[[SubjectKeys, str, Any, str], Any], *,
     person_from: str, person_to: str, reason_from: str, by_from: str, reason_to: str, by_to: str,
     consent_out: bool,
 ) -> None:
@@ -184,7 +148,7 @@ def upgrade() -> None:
     op.add_column('referral_status_changes', sa.Column('reason_sealed', sa.LargeBinary(), nullable=True))
     op.add_column('referral_status_changes', sa.Column('by_person_sealed', sa.LargeBinary(), nullable=True))
     connection = op.get_bind()
-    _convert(connection, _Keys(connection), _seal, person_from='referring_person', person_to='referring_person_sealed',
+    _convert(connection, _keys(connection), _seal, person_from='referring_person', person_to='referring_person_sealed',
              reason_from='reason', by_from='by_person', reason_to='reason_sealed', by_to='by_person_sealed',
              consent_out=True)
     _replace('referrals', {'referring_person': ('referring_person_sealed', sa.LargeBinary())})
@@ -197,7 +161,7 @@ def downgrade() -> None:
     op.add_column('referral_status_changes', sa.Column('reason_clear', sa.Text(), nullable=True))
     op.add_column('referral_status_changes', sa.Column('by_person_clear', sa.String(length=200), nullable=True))
     connection = op.get_bind()
-    _convert(connection, _Keys(connection), _open, person_from='referring_person', person_to='referring_person_clear',
+    _convert(connection, _keys(connection), _open, person_from='referring_person', person_to='referring_person_clear',
              reason_from='reason', by_from='by_person', reason_to='reason_clear', by_to='by_person_clear',
              consent_out=False)
     op.drop_column('referrals', 'consent_recorded_by')

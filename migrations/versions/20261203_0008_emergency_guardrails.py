@@ -29,6 +29,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrate import SubjectKeys
+
 import app.db
 
 revision: str = '0008'
@@ -50,9 +52,6 @@ _grants = sa.table(
 _referrals = sa.table(
     'referrals', sa.column('id', sa.String), sa.column('subject_id', sa.String), sa.column('network_id', sa.String),
 )
-_subjects = sa.table(
-    'subjects', sa.column('id', sa.String), sa.column('wrapped_key', sa.LargeBinary), sa.column('kek_id', sa.String),
-)
 _flags = sa.table(
     'emergency_agency_flags',
     sa.column('id', sa.String), sa.column('agency_id', sa.String), sa.column('network_id', sa.String),
@@ -61,35 +60,9 @@ _flags = sa.table(
 )
 
 
-def _keyring() -> Any:
-    from app.migrate import migration_keyring
 
-    return migration_keyring(op.get_context().config, "0008 seals legacy emergency findings with each subject's data key and")
-
-
-class _Keys:
-    """Subjects' data keys, unwrapped with the keyring, which is opened on first need only."""
-
-    def __init__(self, connection: sa.Connection) -> None:
-        self.connection = connection
-        self.envelope: Any = None
-        self.keys: dict[str, Any] = {}
-
-    def of(self, subject_id: str) -> Any:
-        """The subject's DataKey, or None when its key was destroyed."""
-        if subject_id not in self.keys:
-            row = self.connection.execute(
-                sa.select(_subjects.c.wrapped_key, _subjects.c.kek_id).where(_subjects.c.id == subject_id)
-            ).first()
-            if row is None or row.wrapped_key is None or row.kek_id is None:
-                self.keys[subject_id] = None
-            else:
-                from app.crypto.envelope import Envelope, WrappedKey
-
-                if self.envelope is None:
-                    self.envelope = Envelope(_keyring())
-                self.keys[subject_id] = self.envelope.unwrap(subject_id, WrappedKey(row.kek_id, row.wrapped_key))
-        return self.keys[subject_id]
+def _keys(connection: sa.Connection) -> SubjectKeys:
+    return SubjectKeys(connection, op.get_context().config, "0008 seals legacy emergency findings with each subject's data key and")
 
 
 def _legacy_rows(connection: sa.Connection, where: sa.ColumnElement[bool]) -> list[Any]:
@@ -106,7 +79,7 @@ def _legacy_rows(connection: sa.Connection, where: sa.ColumnElement[bool]) -> li
 
 def _seal_legacy_findings(connection: sa.Connection) -> None:
     g = _grants.c
-    keys = _Keys(connection)
+    keys = _keys(connection)
     for row in _legacy_rows(connection, sa.and_(g.finding.is_not(None), g.finding.not_in(CODES))):
         key = keys.of(row.subject_id)
         note = None if key is None else key.seal(row.finding.encode(), f"{FINDING_CONTEXT}:{row.id}")
@@ -125,7 +98,7 @@ def _seal_legacy_findings(connection: sa.Connection) -> None:
 
 def _open_notes(connection: sa.Connection) -> None:
     g = _grants.c
-    keys = _Keys(connection)
+    keys = _keys(connection)
     for row in _legacy_rows(connection, g.finding_note.is_not(None)):
         key = keys.of(row.subject_id)
         if key is None:

@@ -24,6 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrate import SubjectKeys
+
 revision: str = '0010'
 down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
@@ -41,61 +43,21 @@ _holds = sa.table(
     sa.column('sealed_reason', sa.LargeBinary), sa.column('sealed_lift_reason', sa.LargeBinary),
 )
 _referrals = sa.table('referrals', sa.column('id', sa.String), sa.column('subject_id', sa.String))
-_subjects = sa.table(
-    'subjects', sa.column('id', sa.String), sa.column('wrapped_key', sa.LargeBinary), sa.column('kek_id', sa.String),
-)
 
 
-class _Keys:
-    """Subjects' data keys, unwrapped with the keyring, which is opened on first need only."""
-
-    def __init__(self, connection: sa.Connection) -> None:
-        self.connection = connection
-        self.envelope: Any = None
-        self.keys: dict[str, Any] = {}
-
-    def of(self, subject_id: str | None) -> Any:
-        """The subject's DataKey, or None when the referral is gone or its key was destroyed."""
-        if subject_id is None:
-            return None
-        if subject_id not in self.keys:
-            row = self.connection.execute(
-                sa.select(_subjects.c.wrapped_key, _subjects.c.kek_id).where(_subjects.c.id == subject_id)
-            ).first()
-            if row is None or row.wrapped_key is None or row.kek_id is None:
-                self.keys[subject_id] = None
-            else:
-                self.keys[subject_id] = self._unwrap(subject_id, row.kek_id, row.wrapped_key)
-        return self.keys[subject_id]
-
-    def _unwrap(self, subject_id: str, kek_id: str, wrapped: bytes) -> Any:
-        from app.crypto.aead import DecryptionError
-        from app.crypto.envelope import Envelope, WrappedKey
-
-        if self.envelope is None:
-            self.envelope = Envelope(_keyring())
-        try:
-            return self.envelope.unwrap(subject_id, WrappedKey(kek_id, wrapped))
-        except DecryptionError:
-            raise RuntimeError(
-                f"0010 cannot unwrap the data key of subject {subject_id}: is this the service's keyring?"
-            ) from None
+def _keys(connection: sa.Connection) -> SubjectKeys:
+    return SubjectKeys(connection, op.get_context().config, "0010 seals legal-hold reasons with each subject's data key and")
 
 
-def _keyring() -> Any:
-    from app.migrate import migration_keyring
 
-    return migration_keyring(op.get_context().config, "0010 seals legal-hold reasons with each subject's data key and")
-
-
-def _seal(keys: _Keys, subject_id: str | None, text: Any, context: str) -> bytes | None:
+def _seal(keys: SubjectKeys, subject_id: str | None, text: Any, context: str) -> bytes | None:
     if text is None:
         return None
     key = keys.of(subject_id)
     return None if key is None else key.seal(str(text).encode(), context)
 
 
-def _open(keys: _Keys, subject_id: str | None, sealed: Any, context: str) -> str | None:
+def _open(keys: SubjectKeys, subject_id: str | None, sealed: Any, context: str) -> str | None:
     if sealed is None:
         return None
     key = keys.of(subject_id)
@@ -116,9 +78,9 @@ def _case_holds(connection: sa.Connection) -> list[Any]:
     return list(connection.execute(query).all())
 
 
-def _convert(connection: sa.Connection, change: Callable[[_Keys, str | None, Any, str], Any], *,
+def _convert(connection: sa.Connection, change: Callable[[SubjectKeys, str | None, Any, str], Any], *,
              reason_from: str, lift_from: str, reason_to: str, lift_to: str) -> None:
-    keys = _Keys(connection)
+    keys = _keys(connection)
     h = _holds.c
     for row in _case_holds(connection):
         connection.execute(_holds.update().where(h.id == row.id).values(**{
