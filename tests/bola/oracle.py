@@ -339,13 +339,16 @@ class Oracle:
             for agreement, rule in self._permits(caller, network, relations, purpose, attributes, "note")
         )
 
-    def statistics_permits(self, caller: Caller, purpose: str | None) -> list[tuple[Agreement, str]]:
-        """(agreement, view name) of every statistics permit open to the caller for the purpose."""
+    def statistics_permits(
+        self, caller: Caller, purpose: str | None, network: str | None = None
+    ) -> list[tuple[Agreement, str]]:
+        """(agreement, view name) of every statistics permit open to the caller for the purpose
+        (of the network's figures, when one is named)."""
         if "admin" in caller.roles:
             return []
         return [
             (agreement, rule["view"])
-            for agreement in self.in_force_for(caller)
+            for agreement in self.in_force_for(caller, network)
             for rule in agreement.rules
             if self.view_kind(agreement, rule["view"]) == "statistics"
             and purpose in (rule.get("purposes") or ())

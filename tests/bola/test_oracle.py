@@ -50,7 +50,7 @@ def test_the_oracle_reads_each_documented_case_alike(folder: str, doc: dict[str,
     if kind == "note":
         assert oracle.note_granted_for(caller, network, relations, attributes, purpose) is permit
     elif kind == "statistics":
-        granted = oracle.statistics_permits(caller, purpose)
+        granted = oracle.statistics_permits(caller, purpose, network)
         if case.get("view"):  # a permit must grant that view (its dimensions) itself
             wanted = oracle.dimensions(agreement, case["view"])
             assert any(wanted <= oracle.dimensions(a, v) for a, v in granted) is permit, granted

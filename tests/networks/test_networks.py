@@ -34,7 +34,7 @@ class TestNetworksAreListed:
         assert networks["demo-town"]["coordinator"] == "town-council"
         assert "school-north" in networks["demo-city"]["members"]
         assert "school-north" not in networks["demo-town"]["members"]
-        assert networks["demo-town"]["agreements"] == ["demo-town"]
+        assert networks["demo-town"]["agreements"] == ["demo-town", "national-statistics"]
         one = app_client.get("/v1/networks/demo-town", headers=auth(REFERRER))
         assert one.status_code == 200 and one.json()["name"] == "Demo Town Community Action Team"
         missing = app_client.get("/v1/networks/nowhere", headers=auth(REFERRER))
