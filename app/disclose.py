@@ -116,14 +116,14 @@ def denial_event(
 
 def change_event(
     principal: Principal, event_type: EventType, *, subject_id: str | None, record_ids: Mapping[str, Any],
-    request_id: str | None, **extra: Any,
+    request_id: str | None, recipient_agency: str | None = None, **extra: Any,
 ) -> AuditEvent:
     details = {"client_id": principal.client_id, "on_behalf_of": principal.act, "request_id": request_id,
                "record_ids": dict(record_ids), **extra}
     return AuditEvent(
         event_type=event_type.value,
         actor_agency=principal.agency_id,
-        recipient_agency=None,
+        recipient_agency=recipient_agency,
         purpose=None,
         decision=None,
         agreement_id=None,

@@ -27,10 +27,10 @@ def list_networks(state: State, _: CurrentPrincipal) -> NetworkPage:
 @router.get("/v1/networks/{network_id}", operation_id="get_network", response_model=NetworkOut,
             responses={404: {"description": "No such network"}})
 def get_network(state: State, _: CurrentPrincipal, network_id: str) -> NetworkOut:
-    found = [n for n in service.networks(state.policies.current) if n.id == network_id]
-    if not found:
+    network = state.policies.current.network(network_id)
+    if network is None:
         raise NotFound(f"No network {network_id!r} on this deployment.")
-    return found[0]
+    return NetworkOut(**network.to_dict())
 
 
 @router.post(

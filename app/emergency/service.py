@@ -26,7 +26,7 @@ from app.crypto.envelope import DataKey, Envelope
 from app.emergency import reasons, repository
 from app.emergency.models import AgencyFlag, EmergencyGrant, EmergencyNotice
 from app.emergency.schemas import FlagOut, GrantOut
-from app.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
+from app.errors import AppError, Conflict, Forbidden, Gone, IntegrityFailure, InvalidInput, NotFound
 from app.policy.decision import Decision, Record
 from app.policy.engine import decide
 from app.policy.matching import audience_failure
@@ -245,9 +245,13 @@ def _open(
     if subject is None:
         return None
     try:
-        return subjects.data_key(envelope, subject).open(sealed, f"{context}:{grant.id}").decode()
-    except (DecryptionError, AppError):  # an erased person's text is gone
+        key = subjects.data_key(envelope, subject)
+    except Gone:  # an erased person's text is gone with the key
         return None
+    try:
+        return key.open(sealed, f"{context}:{grant.id}").decode()
+    except DecryptionError:  # a moved or altered ciphertext is a fault, not an absence
+        raise IntegrityFailure("A stored record failed its integrity check; nothing was disclosed.") from None
 
 
 def render(

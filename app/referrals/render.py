@@ -10,7 +10,6 @@ from app.errors import IntegrityFailure
 from app.referrals import sealed
 from app.referrals.schemas import IDENTITY_FIELDS, SCHEMA_ID
 from app.referrals.snapshot import AnyReferral, AnySubject
-from app.subjects import service as subjects
 from app.subjects import submissions
 
 _IDENTITY_PATHS = frozenset(f"subject.{name}" for name in IDENTITY_FIELDS)
@@ -84,15 +83,15 @@ def render_referral(
         if name in fields:
             document[name] = sealed_getter(referral, opener)
     if "narrative" in fields:
-        document["narrative"] = _narrative(referral, subject, envelope)
-    subject_part = _subject_part(referral, subject, envelope, fields)
+        document["narrative"] = _narrative(referral, opener)
+    subject_part = _subject_part(referral, subject, envelope, fields, opener)
     if subject_part:
         document["subject"] = subject_part
     return document
 
 
 def _subject_part(
-    referral: AnyReferral, subject: AnySubject, envelope: Envelope, fields: frozenset[str]
+    referral: AnyReferral, subject: AnySubject, envelope: Envelope, fields: frozenset[str], opener: sealed.Opener
 ) -> dict[str, Any]:
     """The subject as THIS referral submitted it; only `id` is shared with the person's other referrals.
 
@@ -108,19 +107,19 @@ def _subject_part(
         part["district"] = referral.subject_district
     wanted = fields & _IDENTITY_PATHS
     if wanted:
-        submitted = submissions.read(envelope, referral, subject)
+        submitted = submissions.read(envelope, referral, subject, key=opener.key())
         for path in sorted(wanted):
             name = path.removeprefix("subject.")
             part[name] = submitted.get(name)
     return part
 
 
-def _narrative(referral: AnyReferral, subject: AnySubject, envelope: Envelope) -> str | None:
+def _narrative(referral: AnyReferral, opener: sealed.Opener) -> str | None:
     from app.referrals.service import NARRATIVE_CONTEXT
 
     if referral.narrative is None:
         return None
-    key = subjects.data_key(envelope, subject)
+    key = opener.key()  # the one unwrap this rendering makes
     try:
         return key.open(referral.narrative, f"{NARRATIVE_CONTEXT}:{referral.id}").decode()
     except DecryptionError:

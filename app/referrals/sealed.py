@@ -52,6 +52,10 @@ class Opener:
     def _data_key(self) -> DataKey | None:
         if self._subject.wrapped_key is None or self._subject.kek_id is None:
             return None
+        return self.key()
+
+    def key(self) -> DataKey:
+        """The subject's data key, unwrapped on first use (raises as `subjects.data_key` does)."""
         if self._key is None:
             self._key = subjects.data_key(self._envelope, self._subject)
         return self._key

@@ -197,7 +197,7 @@ def create(
     )
     submissions.attach(referral, link, data.subject, now)  # its subject.* fields: its own submission
     # Free text is sealed with the subject's key: erasing the person shreds it (app/referrals/sealed.py).
-    key = subjects.data_key(crypto.envelope, subject)
+    key = link.key  # unwrapped once, by create_or_link
     referral.referring_person = sealed.seal(
         key, data.referring_person or principal.act, sealed.on_referral(sealed.REFERRING_PERSON, referral.id))
     referral.consent_recorded_by = sealed.seal(

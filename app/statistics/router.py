@@ -63,7 +63,7 @@ def get_statistics(
         details=ctx.details(dimensions=list(chosen), period=period, since=since, until=until,
                             min_cell=result.min_cell, cells=len(result.cells),
                             suppressed=sum(1 for c in result.cells if c.suppressed),
-                            networks=list(counted.networks),
+                            networks=list(counted.networks), granted_by=counted.provenance(),
                             **disclose.decision_details(decision)),
     )])
     if accept and "text/csv" in accept:

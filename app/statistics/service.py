@@ -44,6 +44,12 @@ class StatisticsGrant:
 
     decision: Decision
     networks: tuple[str, ...]
+    by_network: tuple[tuple[str, Decision], ...] = ()
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """For the log: which agreement, version and rule granted each network's figures."""
+        return [{"network": n, "agreement_id": d.agreement_id, "agreement_version": d.agreement_version,
+                 "agreement_hash": d.agreement_hash, "rule_ids": list(d.rule_ids)} for n, d in self.by_network]
 
 
 def decide_statistics(policies: PolicySet, principal: Principal, purpose: str, today: date) -> StatisticsGrant:
@@ -59,7 +65,8 @@ def decide_statistics(policies: PolicySet, principal: Principal, purpose: str, t
         return StatisticsGrant(refusal, ())
     fields = frozenset.intersection(*(d.fields for _, d in granted))
     min_cell = max(d.min_cell if d.min_cell is not None else 5 for _, d in granted)
-    return StatisticsGrant(replace(granted[0][1], fields=fields, min_cell=min_cell), tuple(n for n, _ in granted))
+    return StatisticsGrant(replace(granted[0][1], fields=fields, min_cell=min_cell), tuple(n for n, _ in granted),
+                           tuple(granted))
 
 
 def check_dimensions(requested: Sequence[str], decision: Decision) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Principal
+from app.disclose import change_event
 from app.referrals.models import Referral
 
 # Enough to find the person's other referrals from the entry; the count says if there were more.
@@ -46,22 +47,13 @@ def link_events(
     )]
 
 
+
 def _event(
     principal: Principal, subject_id: str, request_id: str | None, *, outcome: str, fields: list[str],
     record_ids: dict[str, Any], **extra: Any,
 ) -> AuditEvent:
-    details = {"client_id": principal.client_id, "on_behalf_of": principal.act, "request_id": request_id,
-               "record_ids": record_ids, "link": outcome, "fields": fields, **extra}
-    return AuditEvent(
-        event_type=EventType.link.value,
-        actor_agency=principal.agency_id,
-        # The linking agency learns that the person is known (the shared subject id): the
-        # subject-access report lists it among the recipients.
-        recipient_agency=principal.agency_id,
-        purpose=None,
-        decision=None,
-        agreement_id=None,
-        rule_id=None,
-        subject_id=subject_id,
-        details={k: v for k, v in details.items() if v is not None},
-    )
+    # The linking agency learns that the person is known (the shared subject id): the
+    # subject-access report lists it among the recipients.
+    return change_event(principal, EventType.link, subject_id=subject_id, record_ids=record_ids,
+                        request_id=request_id, recipient_agency=principal.agency_id, link=outcome,
+                        fields=fields, **extra)

@@ -44,9 +44,14 @@ def seal(key: DataKey, referral_id: str, part: dict[str, Any]) -> bytes:
     return key.seal(json.dumps(part).encode(), context(referral_id))
 
 
-def read(envelope: Envelope, referral: AnyReferral, subject: AnySubject) -> dict[str, Any]:
-    """What this referral submitted about its subject (410 once the person is erased)."""
-    key = subjects.data_key(envelope, subject)
+def read(
+    envelope: Envelope, referral: AnyReferral, subject: AnySubject, *, key: DataKey | None = None
+) -> dict[str, Any]:
+    """What this referral submitted about its subject (410 once the person is erased).
+
+    `key`: the subject's data key when the caller has already unwrapped it.
+    """
+    key = key if key is not None else subjects.data_key(envelope, subject)
     try:
         if referral.subject_submission is None:
             # Every referral has one (migration 0009 gave the older ones theirs). Never fall back
