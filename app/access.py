@@ -17,9 +17,17 @@ from app.policy.reach import Reach, reach
 from app.policy.vocabulary import EMERGENCY_PURPOSE, RecordKind
 from app.referrals.snapshot import AnyReferral
 
+PURPOSE_PATTERN = r"^[\x20-\x7e]*$"
+"""Printable ASCII: whatever the caller states is checked here, before it can reach a log entry.
+
+A purpose is a policy id (``safeguarding_assessment``); one not open to the caller is still a
+400 ``purpose-unknown`` refusal, logged with it. A tab or a NUL never gets that far (app.edges),
+and this keeps any other unprintable value out of the log's clear ``purpose`` column too.
+"""
 PurposeHeader = Annotated[
     str | None,
-    Header(alias="X-Purpose", max_length=64, description="Why you read this case data (required)."),
+    Header(alias="X-Purpose", max_length=64, pattern=PURPOSE_PATTERN,
+           description="Why you read this case data (required)."),
 ]
 JustificationHeader = Annotated[
     str | None,

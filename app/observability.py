@@ -1,4 +1,4 @@
-"""Request ids, body limits, one JSON log line per request, and Prometheus metrics."""
+"""Request ids, body limits, control characters refused, one JSON log line per request, and metrics."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import edges
 from app.errors import PROBLEM_JSON
 
 log = logging.getLogger("casebridge.access")
@@ -64,7 +65,7 @@ class BodyTooLarge(Exception):
 
 
 class RequestContextMiddleware:
-    """Outermost layer: request id, size limit, timing, access log and metrics."""
+    """Outermost layer: request id, size limit, control characters (app.edges), timing, access log, metrics."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
         self.app = app
@@ -115,8 +116,8 @@ class RequestContextMiddleware:
             if _declared_length(scope) > self.max_body_bytes:
                 overflow = True
                 await send_wrapper({"type": "http.response.start", "status": 413})
-            else:
-                await self.app(scope, receive_wrapper, send_wrapper)
+            elif not await self._checked(scope, receive_wrapper, send_wrapper, request_id):
+                status = 499  # the client closed the connection before its body arrived
         except BodyTooLarge:
             await send_wrapper({"type": "http.response.start", "status": 413})
         finally:
@@ -136,6 +137,26 @@ class RequestContextMiddleware:
                     "client_id": scope["state"].get("client_id"),
                 },
             )
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> bool:
+        """Refuse control characters (app.edges) before the app sees the request; else run it.
+
+        The body is read whole here, whatever the method or framing (a request without one reads
+        as empty at once), within the size limit ``receive`` enforces, and handed to the app as it
+        came.  False: the client went away first.
+        """
+        refusal = edges.check_head(scope)
+        if refusal is None:
+            body = await edges.read_body(receive)
+            if body is None:
+                return False
+            refusal = await edges.check_body(scope, body)
+            receive = edges.replaying(body, receive)
+        if refusal is not None:
+            await edges.send_refusal(send, scope, request_id, refusal)
+        else:
+            await self.app(scope, receive, send)
+        return True
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -37,7 +37,7 @@ from app.crypto.keyring import Keyring
 from app.db import utcnow
 from app.errors import ServiceUnavailable
 
-__all__ = ["AuditEvent", "AuditLog", "AuditUnavailable"]
+__all__ = ["AuditEvent", "AuditLog", "AuditUnavailable", "EventRejected"]
 
 log = logging.getLogger("casebridge.audit")
 
@@ -54,6 +54,29 @@ class AuditUnavailable(ServiceUnavailable):
         **kw: Any,
     ) -> None:
         kw.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(detail, **kw)
+
+
+class EventRejected(AuditUnavailable):
+    """An entry the log cannot hold as built (app.audit.events.InvalidEvent): a defect, not an outage.
+
+    Request input that reaches an entry is validated at the edge (app.edges, the routes' own
+    parameters), so this means something slipped through.  It still fails closed (an
+    AuditUnavailable: nothing disclosed, the transaction rolled back), but as a 500 without
+    Retry-After: the same request would fail again, and "the log cannot be written" would send
+    operators looking for a database outage that is not there.
+    """
+
+    status = 500
+    slug = "audit-entry-invalid"
+    title = "Request could not be recorded"
+
+    def __init__(
+        self,
+        detail: str = "The request could not be recorded in the disclosure log; nothing was disclosed or changed.",
+        **kw: Any,
+    ) -> None:
+        kw.setdefault("headers", {})
         super().__init__(detail, **kw)
 
 
@@ -95,13 +118,12 @@ class AuditLog:
             return self._write(session.connection(), prepared, now)
         except AuditUnavailable:
             raise
+        except InvalidEvent as exc:
+            log.error("an audit entry was refused", extra={"error_type": type(exc).__name__, "reason": str(exc)})
+            raise EventRejected() from exc
         except Exception as exc:
-            # Type and reason only: the exception text may quote the details.
-            reason = str(exc) if isinstance(exc, InvalidEvent) else None
-            log.error(
-                "the disclosure log cannot be written",
-                extra={"error_type": type(exc).__name__, "reason": reason},
-            )
+            # Type only: the exception text may quote the details.
+            log.error("the disclosure log cannot be written", extra={"error_type": type(exc).__name__})
             raise AuditUnavailable() from exc
 
     def record(self, session: Session, event: AuditEvent, *, now: datetime | None = None) -> int:
@@ -167,9 +189,8 @@ class AuditLog:
             for event in batch:
                 check_event(event)  # a malformed event fails its own caller, not the whole batch
         except InvalidEvent as exc:
-            log.error("the disclosure log cannot be written",
-                      extra={"error_type": type(exc).__name__, "reason": str(exc)})
-            raise AuditUnavailable() from exc
+            log.error("an audit entry was refused", extra={"error_type": type(exc).__name__, "reason": str(exc)})
+            raise EventRejected() from exc
 
     def _append_batch(
         self, session: Session, events: list[AuditEvent], now: datetime | None
