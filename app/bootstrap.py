@@ -7,12 +7,13 @@ import os
 
 from app import migrate
 from app.audit.service import AuditLog
+from app.auth.ratelimit import TokenEndpointLimits
 from app.auth.tokens import TokenService
 from app.config import Settings
 from app.crypto.envelope import BlindIndex, Envelope
 from app.crypto.keyring import open_keyring
 from app.crypto.reload import KeyringFile
-from app.crypto.secrets import hash_secret, new_client_secret
+from app.crypto.secrets import SecretHasher
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, transaction
 from app.policy.loader import LoadResult
 from app.policy.store import PolicyStore
@@ -49,6 +50,7 @@ def build_state(settings: Settings, *, migrate_now: bool | None = None) -> AppSt
     keyring_file = (
         None if settings.keyring_json else KeyringFile(keyring, settings.resolved_keyring_path).attach()
     )
+    hasher = SecretHasher(keyring)
     return AppState(
         settings=settings,
         keyring=keyring,
@@ -60,7 +62,9 @@ def build_state(settings: Settings, *, migrate_now: bool | None = None) -> AppSt
         blind_index=BlindIndex(keyring),
         policies=policies,
         audit=AuditLog(keyring, BlindIndex(keyring), origin=settings.audit_origin),
-        dummy_secret_hash=hash_secret(new_client_secret(), settings.secret_hash_cost),
+        secret_hasher=hasher,
+        token_limits=TokenEndpointLimits(settings),
+        dummy_secret_hash=hasher.dummy_hash(),
         keyring_file=keyring_file,
     )
 
@@ -72,7 +76,7 @@ def seed_demo_if_empty(state: AppState) -> bool:
     with transaction(state.sessions) as session:
         if not database_is_empty(session):
             return False
-        credentials = seed_demo(session, state.settings)
+        credentials = seed_demo(session, state)
     path = write_credentials(credentials, state.settings)
     log.info("seeded the demo network", extra={"credentials_file": str(path)})
     return True

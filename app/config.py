@@ -40,8 +40,24 @@ class Settings(BaseSettings):
     audience: str = "casebridge-api"
     token_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
-    # log2 of scrypt's N for new client secrets; stored hashes carry their own cost
-    secret_hash_cost: Annotated[int, Field(ge=10, le=20)] = 15
+    # POST /v1/token rate limits (app/auth/ratelimit.py): token buckets in each process's memory,
+    # so with N worker processes the effective limit is N times these. An attempt is charged up
+    # front and given back when a token is issued: only failed attempts use up the allowance.
+    # Per client id (known or not): a client that fails 5 times in a row waits ~6 s per retry;
+    # a caller cannot guess a 256-bit secret at any rate, so this bounds work, not luck. 0: off.
+    token_client_per_minute: Annotated[float, Field(ge=0, le=100_000)] = 10.0
+    token_client_burst: Annotated[int, Field(ge=1, le=100_000)] = 5
+    # Per client address (the ASGI client host: behind a reverse proxy, run uvicorn with
+    # --proxy-headers --forwarded-allow-ips=<proxy>, or every caller shares the proxy's bucket).
+    # Higher than per client: several clients of one agency may share an address (NAT). 0: off.
+    token_address_per_minute: Annotated[float, Field(ge=0, le=100_000)] = 30.0
+    token_address_burst: Annotated[int, Field(ge=1, le=100_000)] = 15
+    # Buckets held per limit before idle (full) ones, then the least recently used, are dropped:
+    # bounds the memory a flood of made-up client ids can take (~200 bytes a bucket).
+    token_limit_max_keys: Annotated[int, Field(ge=100, le=10_000_000)] = 50_000
+    # /readyz gives up on the database after this long (it answers 503, and never waits for the
+    # request worker threads: its query runs on a thread of its own).
+    readiness_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     auto_migrate: bool | None = None
     seed_demo: bool | None = None
     log_level: str = "INFO"

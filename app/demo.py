@@ -14,7 +14,7 @@ from app.agencies import repository, service
 from app.agencies.models import Agency
 from app.agencies.schemas import AgencyIn, ClientIn, Role, Sector
 from app.config import Settings
-from app.crypto.secrets import verify_secret
+from app.state import AppState
 
 DEMO_AGENCIES: list[tuple[str, str, Sector]] = [
     ("city-municipality", "City Municipality — prevention focal point", Sector.local_government),
@@ -78,8 +78,9 @@ def _known_secrets(settings: Settings) -> dict[str, str]:
         return {}
 
 
-def seed_demo(session: Session, settings: Settings) -> list[dict[str, Any]]:
+def seed_demo(session: Session, state: AppState) -> list[dict[str, Any]]:
     """Create what is missing; return every demo client's credentials, all of them working."""
+    settings, hasher = state.settings, state.secret_hasher
     for agency_id, name, sector in DEMO_AGENCIES:
         if repository.get_agency(session, agency_id) is None:
             service.add_agency(session, AgencyIn(id=agency_id, name=name, sector=sector))
@@ -92,13 +93,15 @@ def seed_demo(session: Session, settings: Settings) -> list[dict[str, Any]]:
             secret = service.add_client(
                 session,
                 ClientIn(id=client_id, agency_id=agency_id, name=name, roles=roles),
-                cost=settings.secret_hash_cost,
+                hasher=hasher,
             ).secret
-        elif client_id in known and verify_secret(known[client_id], existing.secret_hash):
+        elif client_id in known and hasher.verify(client_id, known[client_id], existing.secret_hash):
             secret = known[client_id]
+            if hasher.needs_rehash(existing.secret_hash):  # a legacy scrypt hash, or an older pepper
+                existing.secret_hash = hasher.hash(client_id, secret)
         else:
             # The secret was shown once and lost: a demo client gets a fresh one.
-            secret = service.reset_client_secret(session, client_id, cost=settings.secret_hash_cost)
+            secret = service.reset_client_secret(session, client_id, hasher=hasher)
         credentials.append({
             "client_id": client_id,
             "client_secret": secret,

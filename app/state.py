@@ -16,11 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.service import AuditLog
+from app.auth.ratelimit import TokenEndpointLimits
 from app.auth.tokens import TokenService
 from app.config import Settings
 from app.crypto.envelope import BlindIndex, Envelope
 from app.crypto.keyring import Keyring
 from app.crypto.reload import KeyringFile
+from app.crypto.secrets import SecretHasher
 from app.errors import ServiceUnavailable
 from app.policy.store import PolicyStore
 
@@ -38,6 +40,9 @@ class AppState:
     blind_index: BlindIndex
     policies: PolicyStore
     audit: AuditLog
+    # Client secrets' keyed hashes (app.crypto.secrets), and POST /v1/token's rate limits.
+    secret_hasher: SecretHasher
+    token_limits: TokenEndpointLimits
     # Hash checked when a client id is unknown, so a miss costs what a hit costs.
     dummy_secret_hash: str
     # Injectable, so tests can walk records through time.

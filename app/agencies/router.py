@@ -28,7 +28,9 @@ def _after(cursor: str | None) -> str | None:
     return None if position is None else str(position.get("id", ""))
 
 
-@router.get("/agencies", operation_id="list_agencies", response_model=AgencyPage)
+@router.get("/agencies", operation_id="list_agencies",
+    summary="List agencies",
+    description="Every agency known to this deployment, a page at a time.", response_model=AgencyPage)
 def list_agencies(
     session: DbSession, _: AdminPrincipal, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
 ) -> AgencyPage:
@@ -41,6 +43,9 @@ def list_agencies(
 @router.post(
     "/agencies",
     operation_id="create_agency",
+    summary="Register an agency",
+    responses={409: {"description": "An agency with this id exists"}},
+    description="Adds an agency with its sector; agreements name agencies by this id.",
     response_model=AgencyOut,
     status_code=status.HTTP_201_CREATED,
 )
@@ -48,7 +53,11 @@ def create_agency(session: DbSession, _: AdminPrincipal, body: AgencyIn) -> Agen
     return AgencyOut.model_validate(service.add_agency(session, body))
 
 
-@router.get("/clients", operation_id="list_clients", response_model=ClientPage)
+@router.get("/clients", operation_id="list_clients",
+    summary="List API clients",
+    description="API clients with their agency, roles and whether they are enabled; never their secrets.",
+    response_model=ClientPage,
+)
 def list_clients(
     session: DbSession,
     _: AdminPrincipal,
@@ -65,15 +74,24 @@ def list_clients(
 @router.post(
     "/clients",
     operation_id="create_client",
+    summary="Register an API client",
+    openapi_extra={"x-server-side-rules": ["`agency_id` names a registered agency"]},
+    responses={409: {"description": "A client with this id exists"}},
+    description=(
+        "Creates a client of an existing agency with the given roles; the reply holds its secret, shown "
+        "this once."
+    ),
     response_model=ClientCreated,
     status_code=status.HTTP_201_CREATED,
 )
 def create_client(session: DbSession, state: State, _: AdminPrincipal, body: ClientIn) -> ClientCreated:
-    created = service.add_client(session, body, cost=state.settings.secret_hash_cost)
+    created = service.add_client(session, body, hasher=state.secret_hasher)
     out = ClientOut.model_validate(created.client)
     return ClientCreated(**out.model_dump(), client_secret=created.secret)
 
 
-@router.post("/clients/{client_id}/disable", operation_id="disable_client", response_model=ClientOut)
+@router.post("/clients/{client_id}/disable", operation_id="disable_client",
+    summary="Disable an API client",
+    description="The client's tokens stop working on its next request.", response_model=ClientOut)
 def disable_client(session: DbSession, _: AdminPrincipal, client_id: str) -> ClientOut:
     return ClientOut.model_validate(service.disable_client(session, client_id))

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.agencies import repository
 from app.agencies.models import Agency, ApiClient
 from app.agencies.schemas import AgencyIn, ClientIn
-from app.crypto.secrets import DEFAULT_COST, hash_secret, new_client_secret
+from app.crypto.secrets import SecretHasher, new_client_secret
 from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound
 
@@ -30,7 +30,7 @@ def add_agency(session: Session, data: AgencyIn) -> Agency:
     return agency
 
 
-def add_client(session: Session, data: ClientIn, *, cost: int = DEFAULT_COST) -> CreatedClient:
+def add_client(session: Session, data: ClientIn, *, hasher: SecretHasher) -> CreatedClient:
     if repository.get_agency(session, data.agency_id) is None:
         raise InvalidInput(
             f"Agency {data.agency_id!r} does not exist.",
@@ -45,7 +45,7 @@ def add_client(session: Session, data: ClientIn, *, cost: int = DEFAULT_COST) ->
         agency_id=data.agency_id,
         name=data.name,
         roles=sorted({r.value for r in data.roles}),
-        secret_hash=hash_secret(secret, cost),
+        secret_hash=hasher.hash(client_id, secret),
         disabled=False,
         created_at=utcnow(),
     )
@@ -54,10 +54,10 @@ def add_client(session: Session, data: ClientIn, *, cost: int = DEFAULT_COST) ->
     return CreatedClient(client=client, secret=secret)
 
 
-def reset_client_secret(session: Session, client_id: str, *, cost: int = DEFAULT_COST) -> str:
+def reset_client_secret(session: Session, client_id: str, *, hasher: SecretHasher) -> str:
     client = _existing_client(session, client_id)
     secret = new_client_secret()
-    client.secret_hash = hash_secret(secret, cost)
+    client.secret_hash = hasher.hash(client.id, secret)
     session.flush()
     return secret
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from concurrent.futures import Future
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import migrate
@@ -18,27 +22,79 @@ from app.state import State
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", operation_id="get_health", summary="The process is alive")
-def healthz() -> dict[str, str]:
+class DatabaseProbe:
+    """Runs the readiness query on a daemon thread of its own, one at a time per engine.
+
+    Not the shared worker pool (a flood would queue readiness behind it) and not a new thread
+    per call while one is still stuck (a hung database would pile them up): a caller that finds
+    a check under way waits for that one.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._running: Future[tuple[str, str]] | None = None
+
+    def start(self) -> Future[tuple[str, str]]:
+        with self._lock:
+            if self._running is None or self._running.done():
+                self._running = Future()
+                threading.Thread(target=self._run, args=(self._running,), name="casebridge-readyz",
+                                 daemon=True).start()
+            return self._running
+
+    def _run(self, result: Future[tuple[str, str]]) -> None:
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            result.set_result(("ok", "ok" if migrate.is_at_head(self._engine) else "behind"))
+        except SQLAlchemyError:
+            result.set_result(("unreachable", "unknown"))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting request, which answers 500
+            result.set_exception(exc)
+
+
+_probes: WeakKeyDictionary[Engine, DatabaseProbe] = WeakKeyDictionary()
+_probes_lock = threading.Lock()
+
+
+def _probe_for(engine: Engine) -> DatabaseProbe:
+    with _probes_lock:
+        probe = _probes.get(engine)
+        if probe is None:
+            probe = _probes[engine] = DatabaseProbe(engine)
+        return probe
+
+
+@router.get("/healthz", operation_id="get_health",
+    summary="Liveness probe",
+    description="Answers 200 while the process runs; touches neither database nor worker pool.",)
+async def healthz() -> dict[str, str]:
+    # async and nothing to do: answered on the event loop, never queued behind the worker threads.
     return {"status": "ok"}
 
 
 @router.get(
     "/readyz",
     operation_id="get_readiness",
-    summary="Database reachable, migrations at head, keyring loaded",
+    summary="Readiness probe",
+    description=(
+        "200 when the database is reachable, migrations are at head and the keyring is loaded; else 503 "
+        "with each check's state."
+    ),
     responses={503: {"description": "Not ready"}},
 )
-def readyz(request: Request, state: State) -> Any:
+async def readyz(request: Request, state: State) -> Any:
+    # The database is asked on a thread of its own (DatabaseProbe), so a saturated worker pool
+    # cannot stall readiness; a database that does not answer in time is reported, not waited on.
     checks: dict[str, str] = {}
     try:
-        with state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-        checks["migrations"] = "ok" if migrate.is_at_head(state.engine) else "behind"
-    except SQLAlchemyError:
-        checks["database"] = "unreachable"
-        checks["migrations"] = "unknown"
+        pending = asyncio.wrap_future(_probe_for(state.engine).start())
+        checks["database"], checks["migrations"] = await asyncio.wait_for(
+            asyncio.shield(pending), state.settings.readiness_timeout_seconds
+        )
+    except TimeoutError:
+        checks["database"], checks["migrations"] = "timeout", "unknown"
     try:
         checks["keyring"] = "ok" if not state.keyring.missing_kinds() else "incomplete"
     except KeyringError:
@@ -49,8 +105,11 @@ def readyz(request: Request, state: State) -> Any:
     return problem(503, "Not ready", f"Not ready ({failing}).", request=request, checks=checks)
 
 
-@router.get("/metrics", operation_id="get_metrics", summary="Prometheus metrics",
+@router.get("/metrics", operation_id="get_metrics",
+    summary="Prometheus metrics",
+    description="Request counts and durations in the Prometheus text format.",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
             response_class=Response)
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -89,7 +89,7 @@ class TestClients:
             stored = session.get(ApiClient, body["id"])
             assert stored is not None
             assert secret not in stored.secret_hash
-            assert stored.secret_hash.startswith("scrypt$")
+            assert stored.secret_hash.startswith("hmac-sha256$")  # keyed hash (app/crypto/secrets.py)
         listing = app_client.get(
             "/v1/admin/clients", params={"agency_id": "school-north"}, headers=auth("municipality-operator")
         )

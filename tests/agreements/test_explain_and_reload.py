@@ -81,7 +81,7 @@ class TestReload:
 
         state = client.app.state.cb  # type: ignore[attr-defined]
         with transaction(state.sessions) as session:
-            creds = {c["client_id"]: c for c in seed_demo(session, state.settings)}
+            creds = {c["client_id"]: c for c in seed_demo(session, state)}
 
         def headers(client_id: str) -> dict[str, str]:
             form = {"grant_type": "client_credentials", "client_id": client_id,

@@ -95,7 +95,7 @@ class TestWritesNeedTheRelation:
         with transaction(state.sessions) as session:
             created = service.add_client(
                 session, ClientIn(id="south-coordinator", agency_id="school-south", name="South head",
-                                  roles=[Role.coordinator]), cost=state.settings.secret_hash_cost,
+                                  roles=[Role.coordinator]), hasher=state.secret_hasher,
             )
         form = {"grant_type": "client_credentials", "client_id": "south-coordinator",
                 "client_secret": created.secret}
@@ -251,7 +251,7 @@ def test_an_agency_of_several_networks_names_one(two_network_client: TestClient)
 
     state = two_network_client.app.state.cb  # type: ignore[attr-defined]
     with transaction(state.sessions) as session:
-        creds = {c["client_id"]: c for c in seed_demo(session, state.settings)}
+        creds = {c["client_id"]: c for c in seed_demo(session, state)}
     form = {"grant_type": "client_credentials", "client_id": REFERRER,
             "client_secret": creds[REFERRER]["client_secret"]}
     headers = {"Authorization": "Bearer " + two_network_client.post("/v1/token", data=form).json()["access_token"]}

@@ -29,7 +29,7 @@ def client_headers(
     with transaction(state.sessions) as session:
         created = service.add_client(
             session, ClientIn(id=client_id, agency_id=agency_id, name=client_id, roles=[Role(r) for r in roles]),
-            cost=state.settings.secret_hash_cost,
+            hasher=state.secret_hasher,
         )
     form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": created.secret}
     token = app_client.post("/v1/token", data=form)
