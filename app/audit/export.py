@@ -1,4 +1,4 @@
-"""Export of the log: JSON lines an offline verifier checks, or a FHIR R4 AuditEvent Bundle."""
+"""Export of the log: JSON lines an offline verifier checks, or a FHIR R4 AuditEvent Bundle (app/audit/fhir.py)."""
 
 # JSON lines: one entry per line, in sequence order, with its stored columns (details as the
 # base64 ciphertext), prev_hash, leaf_hash and "leaf", the base64 of the exact leaf bytes.
@@ -75,9 +75,12 @@ def jsonl_lines(
 def fhir_bundle(
     rows: Iterator[tuple[Any, ...]], sealer: AuditSealer, origin: str, *, decrypt: bool
 ) -> Iterator[bytes]:
-    """A FHIR R4 Bundle (type collection) of AuditEvent resources, streamed."""
+    """A FHIR R4 Bundle (type collection) of AuditEvent resources, streamed.
+
+    Valid FHIR R4/R4B: an empty log gives a Bundle without ``entry`` (FHIR forbids empty arrays).
+    """
     head = {"resourceType": "Bundle", "type": "collection", "timestamp": fhir.instant(utcnow())}
-    yield json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"entry":['
+    opening = json.dumps(head, separators=(",", ":"))[:-1].encode()
     first = True
     for row in rows:
         entry = view(sealer, row)
@@ -86,6 +89,6 @@ def fhir_bundle(
             "fullUrl": f"urn:uuid:{fhir.resource_uuid(origin, entry.seq)}",
             "resource": resource,
         }
-        yield (b"" if first else b",") + json.dumps(item, separators=(",", ":")).encode()
+        yield (opening + b',"entry":[' if first else b",") + json.dumps(item, separators=(",", ":")).encode()
         first = False
-    yield b"]}\n"
+    yield opening + b"}\n" if first else b"]}\n"

@@ -503,8 +503,13 @@ class TestExport:
         assert disclosure["outcome"] == "0"
         assert disclosure["purposeOfEvent"][0]["coding"][0]["code"] == "safeguarding_assessment"
         agents = {a["type"]["coding"][0]["code"]: a for a in disclosure["agent"]}
+        # BALP: the requestor is the recipient (its agency and its API client), not the discloser
         assert agents["IRCP"]["who"]["identifier"]["value"] == "city-municipality"
+        assert agents["IRCP"]["requestor"] is True
         assert agents["110153"]["requestor"] is True
+        assert agents["110153"]["who"]["identifier"]["value"] == "municipality-coordinator"
+        assert agents["159541003"]["requestor"] is False  # the custodian: the disclosing agency
+        assert agents["110150"]["who"]["identifier"]["value"] == log.audit.origin  # the server
         subject = disclosure["entity"][0]
         assert subject["what"]["identifier"]["value"] == log.blind_index.digest(
             "audit-subject", SUBJECT
@@ -512,10 +517,17 @@ class TestExport:
         assert SUBJECT not in response.text
         data = disclosure["entity"][1]
         assert data["what"]["identifier"]["value"] == "ref_0000"
-        assert {"type": "legal_basis", "valueString": "public_task"} in data["detail"]
+        entry = disclosure["entity"][-1]  # the log entry itself carries the details
+        assert {"type": "legal_basis", "valueString": "public_task"} in entry["detail"]
         assert denial["outcome"] == "4" and denial["outcomeDesc"] == "deny rule"
+        denial_requestors = [a for a in denial["agent"] if a["requestor"]]
+        assert {"system": "urn:casebridge:agency", "value": "city-community-police"} in [
+            a["who"].get("identifier") for a in denial_requestors
+        ]
         assert key_event["type"]["code"] == "110113"
-        assert key_event["agent"][0]["who"]["display"] == "CaseBridge"
+        (server,) = key_event["agent"]  # a system event: the service itself acted
+        assert server["who"]["display"] == f"CaseBridge {log.audit.origin}"
+        assert server["requestor"] is True
 
     def test_fhir_without_decrypt_carries_the_ciphertext(
         self, app_client: TestClient, auth: Auth, log: AppState
