@@ -1,4 +1,10 @@
-"""The casebridge command: run the service and operate it. Commands call services, never HTTP."""
+"""The casebridge command: run the service and operate it. Commands call services, never HTTP.
+
+Conventions (docs/cli.md): -h/--help everywhere, --json on every command that prints, choices as
+enums, one-line errors with documented exit codes (app.cli_common.ExitCode), --yes before
+destructive commands. Module level imports stay light so --help answers fast: service modules
+are imported inside the commands.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +13,49 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from app import __version__
+from app.agencies.schemas import Role, Sector
 from app.agreements.cli import policy_cli
 from app.audit.cli import audit_cli
-from app.config import ConfigError, load_settings
+from app.cli_common import (
+    CONTEXT_SETTINGS,
+    DEBUG_ENV,
+    EXIT_CODES_EPILOG,
+    CaseBridgeGroup,
+    ExitCode,
+    JsonAlways,
+    JsonFlag,
+    YesFlag,
+    comma_choices,
+    confirm,
+    emit_json,
+    err,
+    fail,
+    out,
+    validation_message,
+)
 from app.crypto.cli import rotate as keys_rotate
-from app.crypto.keyring import Keyring, KeyringError
-from app.errors import AppError
 from app.retention.cli import backup, restore, retention_cli
-from app.state import AppState
 
-cli = typer.Typer(help="CaseBridge: information sharing for prevention networks.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from app.state import AppState
+
+__all__ = ["JsonFlag", "YesFlag", "ExitCode", "cli", "err", "fail", "main", "out", "print_rows", "service_state"]
+
+cli = typer.Typer(
+    name="casebridge",
+    cls=CaseBridgeGroup,
+    help="CaseBridge: information sharing for prevention networks.",
+    epilog=EXIT_CODES_EPILOG,
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets or case data
+)
 db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 agency_cli = typer.Typer(help="Agencies of the network.", no_args_is_help=True)
 client_cli = typer.Typer(help="API clients acting for agencies.", no_args_is_help=True)
@@ -36,27 +68,37 @@ cli.add_typer(policy_cli, name="policy")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(retention_cli, name="retention")
 cli.command("backup")(backup)
-cli.command("restore")(restore)
+cli.command("restore", epilog="Exit 4 if not confirmed (--yes); nothing is changed then.")(restore)
 keys_cli.command("rotate")(keys_rotate)
 
-out = Console()
-err = Console(stderr=True)
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"casebridge {__version__}")
+        raise typer.Exit()
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    return typer.Exit(code)
+@cli.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_version, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar=DEBUG_ENV, help="Show the traceback of an unexpected error.")
+    ] = False,
+) -> None:
+    """CaseBridge: information sharing for prevention networks."""
+    ctx.meta["casebridge.debug"] = debug
 
 
 @contextmanager
 def service_state(*, migrate_now: bool | None = None) -> Iterator[AppState]:
+    """The service's state from the settings; its errors become one-line messages (CaseBridgeGroup)."""
     from app.bootstrap import build_state
+    from app.config import load_settings
 
-    try:
-        state = build_state(load_settings(), migrate_now=migrate_now)
-    except (ConfigError, KeyringError) as exc:
-        raise fail(str(exc)) from None
+    state = build_state(load_settings(), migrate_now=migrate_now)
     try:
         yield state
     finally:
@@ -67,12 +109,8 @@ def service_state(*, migrate_now: bool | None = None) -> Iterator[AppState]:
 def unit_of_work() -> Iterator[tuple[Any, AppState]]:
     from app.db import transaction
 
-    with service_state() as state:
-        try:
-            with transaction(state.sessions) as session:
-                yield session, state
-        except AppError as exc:
-            raise fail(exc.detail) from None
+    with service_state() as state, transaction(state.sessions) as session:
+        yield session, state
 
 
 def print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool, title: str) -> None:
@@ -87,6 +125,14 @@ def print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool, ti
     out.print(table)
 
 
+def _done(as_json: bool, text: str, **result: Any) -> None:
+    """What a command that only acts prints: a line, or {"status": "ok", ...} with --json."""
+    if as_json:
+        emit_json({"status": "ok", **result})
+    else:
+        out.print(text, highlight=False, soft_wrap=True)
+
+
 # -- serve -------------------------------------------------------------------------------
 
 
@@ -96,48 +142,57 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Start the API server (migrates and seeds the demo network in dev)."""
+    """Start the API server (migrates and seeds the demo network in dev). Its output is its logs."""
+    from app.config import load_settings
     from app.serving import run_server
 
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    settings = load_settings()
     run_server(host or settings.host, port or settings.port, workers)
 
 
 # -- db ----------------------------------------------------------------------------------
 
 
+def _revisions(revisions: frozenset[str]) -> str:
+    return ", ".join(sorted(revisions)) or "base"
+
+
 @db_cli.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", as_json: JsonFlag = False) -> None:
     """Apply migrations up to a revision (head by default)."""
     from app import migrate
 
     with service_state(migrate_now=False) as state:
         migrate.upgrade(state.engine, revision, keyring=state.keyring)
-        out.print(f"database at {', '.join(sorted(migrate.current_revisions(state.engine)))}")
+        current = migrate.current_revisions(state.engine)
+    _done(as_json, f"database at {_revisions(current)}", revisions=sorted(current))
 
 
-@db_cli.command("downgrade")
-def db_downgrade(revision: str) -> None:
-    """Revert migrations down to a revision."""
+@db_cli.command("downgrade", epilog="Exit 4 if not confirmed (--yes); nothing is changed then.")
+def db_downgrade(revision: str, yes: YesFlag = False, as_json: JsonFlag = False) -> None:
+    """Revert migrations down to a revision: destructive (dropped columns lose their data)."""
     from app import migrate
 
     with service_state(migrate_now=False) as state:
+        before = _revisions(migrate.current_revisions(state.engine))
+        confirm(f"downgrade the database from {before} to {revision}; dropped columns lose their data", yes=yes)
         migrate.downgrade(state.engine, revision, keyring=state.keyring)
-        out.print(f"database at {', '.join(sorted(migrate.current_revisions(state.engine))) or 'base'}")
+        current = migrate.current_revisions(state.engine)
+    _done(as_json, f"database at {_revisions(current)}", revisions=sorted(current))
 
 
 @db_cli.command("current")
-def db_current() -> None:
+def db_current(as_json: JsonFlag = False) -> None:
     """Show the database's revision and whether it is at head."""
     from app import migrate
 
     with service_state(migrate_now=False) as state:
         current = migrate.current_revisions(state.engine)
         at_head = current == migrate.head_revisions()
-        out.print(f"{', '.join(sorted(current)) or 'base'} ({'head' if at_head else 'behind head'})")
+    if as_json:
+        emit_json({"revisions": sorted(current), "at_head": at_head})
+    else:
+        out.print(f"{_revisions(current)} ({'head' if at_head else 'behind head'})", highlight=False)
 
 
 # -- agencies ----------------------------------------------------------------------------
@@ -147,7 +202,8 @@ def db_current() -> None:
 def agency_add(
     agency_id: Annotated[str, typer.Argument(metavar="ID")],
     name: Annotated[str, typer.Option(help="Display name.")],
-    sector: Annotated[str, typer.Option(help="One of the sectors in DESIGN §2.")],
+    sector: Annotated[Sector, typer.Option(help="The agency's sector (DESIGN §2).")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Add an agency."""
     from pydantic import ValidationError
@@ -158,10 +214,11 @@ def agency_add(
     try:
         data = AgencyIn(id=agency_id, name=name, sector=sector)
     except ValidationError as exc:
-        raise fail(_validation_message(exc)) from None
+        raise fail(validation_message(exc)) from None
     with unit_of_work() as (session, _):
         agency = add_agency(session, data)
-        out.print(f"added agency {agency.id} ({agency.sector})")
+        result = {"id": agency.id, "name": agency.name, "sector": agency.sector}
+    _done(as_json, f"added agency {result['id']} ({result['sector']})", **result)
 
 
 @agency_cli.command("list")
@@ -179,36 +236,40 @@ def agency_list(as_json: JsonFlag = False) -> None:
 
 # -- clients -----------------------------------------------------------------------------
 
+ROLE_NAMES = ", ".join(Role)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
 
 @client_cli.command("add")
 def client_add(
     agency: Annotated[str, typer.Option(help="Agency id the client acts for.")],
     name: Annotated[str, typer.Option(help="Display name.")],
-    roles: Annotated[str, typer.Option(help="Comma-separated roles.")],
+    roles: Annotated[str, typer.Option(callback=comma_choices(Role), help=f"Comma-separated roles: {ROLE_NAMES}.")],
     client_id: Annotated[str | None, typer.Option("--id", help="Client id (generated if omitted).")] = None,
+    as_json: JsonAlways = False,
 ) -> None:
-    """Add an API client; its secret is printed once and never again."""
+    """Add an API client; its secret is printed once (JSON) and never again."""
     from pydantic import ValidationError
 
     from app.agencies.schemas import ClientIn
     from app.agencies.service import add_client
 
     try:
-        data = ClientIn(
-            agency_id=agency, name=name, id=client_id,
-            roles=[r.strip() for r in roles.split(",") if r.strip()],
-        )
+        data = ClientIn(agency_id=agency, name=name, id=client_id, roles=_split(roles))
     except ValidationError as exc:
-        raise fail(_validation_message(exc)) from None
+        raise fail(validation_message(exc)) from None
     with unit_of_work() as (session, state):
-        created = add_client(session, data, cost=state.settings.secret_hash_cost)
+        created = add_client(session, data, hasher=state.secret_hasher)
         result = {
             "client_id": created.client.id,
             "client_secret": created.secret,
             "agency": created.client.agency_id,
             "roles": created.client.roles,
         }
-    out.print_json(json.dumps(result))
+    emit_json(result)
     err.print("Store the secret now: it is not kept and cannot be shown again.")
 
 
@@ -222,36 +283,35 @@ def client_list(
 
     with unit_of_work() as (session, _):
         rows = [
-            {"id": c.id, "agency": c.agency_id, "name": c.name, "roles": list(c.roles),
-             "disabled": c.disabled}
+            {"id": c.id, "agency": c.agency_id, "name": c.name, "roles": list(c.roles), "disabled": c.disabled}
             for c in list_clients(session, None, 10_000, agency)
         ]
     print_rows(rows, ["id", "agency", "name", "roles", "disabled"], as_json, "API clients")
 
 
 @client_cli.command("disable")
-def client_disable(client_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """Disable a client: its tokens stop working at once."""
+def client_disable(client_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonFlag = False) -> None:
+    """Disable a client: its tokens stop working at once (no confirmation: it is the emergency brake)."""
     from app.agencies.service import disable_client
 
     with unit_of_work() as (session, _):
         disable_client(session, client_id)
-    out.print(f"disabled client {client_id}")
+    _done(as_json, f"disabled client {client_id}", client_id=client_id, disabled=True)
 
 
 # -- demo --------------------------------------------------------------------------------
 
 
 @cli.command()
-def demo() -> None:
+def demo(as_json: JsonAlways = False) -> None:
     """Seed the demo network (idempotent) and print its clients' credentials as JSON."""
     from app.demo import seed_demo, write_credentials
 
     with unit_of_work() as (session, state):
-        credentials = seed_demo(session, state.settings)
+        credentials = seed_demo(session, state)
     path = write_credentials(credentials, state.settings)
     sys.stdout.write(json.dumps(credentials, indent=2) + "\n")
-    err.print(f"credentials also written to {path} (mode 0600)")
+    err.print(f"credentials also written to {path} (mode 0600)", highlight=False, soft_wrap=True)
 
 
 # -- keys --------------------------------------------------------------------------------
@@ -266,34 +326,46 @@ def keys_list(as_json: JsonFlag = False) -> None:
 
 
 @keys_cli.command("init")
-def keys_init(path: Annotated[Path, typer.Argument(help="Where to write the new keyring.")]) -> None:
-    """Create a new keyring file (mode 0600) for a production deployment."""
+def keys_init(
+    path: Annotated[Path, typer.Argument(help="Where to write the new keyring.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a new keyring file (mode 0600) for a production deployment; never overwrites one."""
+    from app.crypto.keyring import Keyring
+
     if path.exists():
         raise fail(f"{path} exists; refusing to overwrite a keyring")
     keyring = Keyring.generate()
     keyring.save(path)
-    out.print(f"wrote {len(keyring.entries)} keys to {path}")
+    _done(as_json, f"wrote {len(keyring.entries)} keys to {path}", path=str(path), keys=len(keyring.entries))
 
 
 @cli.command()
-def openapi(output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None) -> None:
-    """Print the OpenAPI document the service serves, as YAML."""
+def openapi(
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The document as JSON instead of YAML.")] = False,
+) -> None:
+    """Print the OpenAPI document the service serves, as YAML (or JSON)."""
     import yaml
 
     from app.main import create_app
 
-    text = yaml.safe_dump(create_app().openapi(), sort_keys=False, allow_unicode=True, width=100)
+    document = create_app().openapi()
+    if as_json:
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text)
 
 
-def _validation_message(exc: Any) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "input"
-    return f"{where}: {first['msg']}"
-
-
 def main() -> None:
-    cli()
+    """The console script. Errors are handled inside the command group (CaseBridgeGroup)."""
+    cli(prog_name="casebridge")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

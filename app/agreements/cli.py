@@ -3,49 +3,67 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from app.config import load_settings
-from app.policy.decision import Caller, Record
-from app.policy.explain import explain
-from app.policy.lint import check
-from app.policy.loader import LoadResult, load_agreements
-from app.policy.policy_tests import run_policy_tests
-from app.policy.ropa import ropa, ropa_markdown
-from app.policy.who import who_can
-from app.referrals.schemas import referral_field_paths
+from app.agencies.schemas import Role, Sector
+from app.cli_common import ExitCode, JsonAlways, JsonFlag, comma_choices, err, out
+
+if TYPE_CHECKING:
+    from app.policy.loader import LoadResult
 
 policy_cli = typer.Typer(help="Information-sharing agreements (policies/).", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
 
 DirOption = Annotated[Path | None, typer.Option("--dir", help="Agreements folder (default: settings).")]
-OnOption = Annotated[str | None, typer.Option("--on", help="Evaluate as of this date (YYYY-MM-DD).")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+OnOption = Annotated[
+    datetime | None, typer.Option("--on", formats=["%Y-%m-%d"], help="Evaluate as of this date (YYYY-MM-DD).")
+]
+
+
+class RopaFormat(StrEnum):
+    markdown = "markdown"
+    json = "json"
+
+
+class RecordKind(StrEnum):
+    referral = "referral"
+    note = "note"
+    statistics = "statistics"
+
+
+class Relation(StrEnum):
+    owner = "owner"
+    referrer = "referrer"
+    assigned = "assigned"
+
+
+ROLES = ", ".join(Role)
+RELATIONS = ", ".join(Relation)
 
 
 def _load(directory: Path | None) -> tuple[Path, LoadResult]:
+    from app.config import load_settings
+    from app.policy.loader import load_agreements
+    from app.referrals.schemas import referral_field_paths
+
     folder = directory or load_settings().policies_dir
     return folder, load_agreements(folder, referral_field_paths())
 
 
-def _day(on: str | None) -> date:
-    try:
-        return date.fromisoformat(on) if on else date.today()
-    except ValueError:
-        err.print(f"[red]error:[/red] --on must be YYYY-MM-DD, not {escape(on or '')}")
-        raise typer.Exit(2) from None
+def _day(on: datetime | None) -> date:
+    return on.date() if on else date.today()
 
 
 @policy_cli.command("check")
 def policy_check(directory: DirOption = None, on: OnOption = None, as_json: JsonFlag = False) -> None:
     """Validate and lint every agreement; exit 1 on any error."""
+    from app.policy.lint import check
+
     folder, result = _load(directory)
     findings = check(result, _day(on))
     if as_json:
@@ -59,7 +77,7 @@ def policy_check(directory: DirOption = None, on: OnOption = None, as_json: Json
         out.print(f"{folder}: {len(result.policy_set)} agreement(s) loaded ({in_force}), "
                   f"{sum(f.level == 'error' for f in findings)} error(s)")
     if any(f.level == "error" for f in findings):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ERROR)
 
 
 @policy_cli.command("test")
@@ -68,12 +86,14 @@ def policy_test(
     tests: Annotated[Path | None, typer.Option(help="Test cases folder (default: <dir>/tests).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the policy test cases next to the agreements and report rule coverage."""
+    """Run the policy test cases next to the agreements and report rule coverage; exit 1 on a failure."""
+    from app.policy.policy_tests import run_policy_tests
+
     folder, result = _load(directory)
     if result.errors:
         for error in result.errors:
-            err.print(f"[red]error:[/red] {escape(str(error))}")
-        raise typer.Exit(1)
+            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.ERROR)
     report = run_policy_tests(result.policy_set, tests or folder / "tests")
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
@@ -87,7 +107,7 @@ def policy_test(
             out.print(f"[yellow]uncovered[/yellow] {agreement}: {', '.join(rule_ids)}")
         out.print(f"{report.passed} passed, {len(report.failed)} failed")
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ERROR)
 
 
 @policy_cli.command("who-can")
@@ -100,6 +120,8 @@ def policy_who_can(
     as_json: JsonFlag = False,
 ) -> None:
     """Which sectors, roles, agencies and relations can receive a view for a purpose."""
+    from app.policy.who import who_can
+
     _, result = _load(directory)
     recipients = who_can(result.policy_set, view, purpose, _day(on), network)
     if as_json:
@@ -124,53 +146,61 @@ def policy_who_can(
 @policy_cli.command("ropa")
 def policy_ropa(
     directory: DirOption = None,
-    fmt: Annotated[str, typer.Option("--format", help="markdown or json")] = "markdown",
+    fmt: Annotated[RopaFormat, typer.Option("--format", help="Output format.")] = RopaFormat.markdown,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """The record of processing activities (GDPR Art. 30), generated from the agreements."""
+    from app.policy.ropa import ropa, ropa_markdown
+
     _, result = _load(directory)
-    if fmt == "json":
+    if as_json or fmt is RopaFormat.json:
         out.print_json(json.dumps(ropa(result.policy_set), default=str))
-    elif fmt == "markdown":
-        typer.echo(ropa_markdown(result.policy_set))
     else:
-        err.print("[red]error:[/red] --format is markdown or json")
-        raise typer.Exit(2)
+        typer.echo(ropa_markdown(result.policy_set))
 
 
-@policy_cli.command("explain")
+@policy_cli.command("explain", epilog="Exit 0 when permitted, 3 when denied; the JSON says why.")
 def policy_explain(
     agency: Annotated[str, typer.Option(help="Caller's agency id.")],
-    sector: Annotated[str, typer.Option(help="Caller's sector.")],
-    roles: Annotated[str, typer.Option(help="Comma-separated roles.")],
+    sector: Annotated[Sector, typer.Option(help="Caller's sector.")],
+    roles: Annotated[str, typer.Option(callback=comma_choices(Role), help=f"Comma-separated roles: {ROLES}.")],
     purpose: Annotated[str, typer.Option(help="Stated purpose.")],
-    record: Annotated[list[str], typer.Option(help="Record attribute key=value (repeatable).")] = [],  # noqa: B006
-    relations: Annotated[str, typer.Option(help="Comma-separated: owner, referrer, assigned.")] = "",
-    kind: Annotated[str, typer.Option(help="referral, note or statistics.")] = "referral",
+    record: Annotated[
+        list[str], typer.Option(callback=_key_values, help="Record attribute key=value (repeatable).")
+    ] = [],  # noqa: B006
+    relations: Annotated[
+        str, typer.Option(callback=comma_choices(Relation), help=f"Comma-separated relations: {RELATIONS}.")
+    ] = "",
+    kind: Annotated[RecordKind, typer.Option(help="The kind of record.")] = RecordKind.referral,
     view: Annotated[str | None, typer.Option(help="A named view to ask for.")] = None,
     directory: DirOption = None,
     on: OnOption = None,
+    as_json: JsonAlways = False,
 ) -> None:
-    """May a caller like this see a record like this for this purpose, and if not, why not."""
-    if kind not in ("referral", "note", "statistics"):
-        err.print("[red]error:[/red] --kind is referral, note or statistics")
-        raise typer.Exit(2)
-    attributes = {}
-    for item in record:
-        key, sep, value = item.partition("=")
-        if not sep:
-            err.print(f"[red]error:[/red] --record takes key=value, not {escape(item)}")
-            raise typer.Exit(2)
-        attributes[key] = value
+    """May a caller like this see a record like this for this purpose, and if not, why not (JSON)."""
+    from app.policy.decision import Caller, Record
+    from app.policy.explain import explain
+
+    attributes = dict(item.split("=", 1) for item in record)
     _, result = _load(directory)
     # A described record is of the agency's (first) network unless it names another, as in the API.
     mine = result.policy_set.networks_of(agency)
     if "network" not in attributes and mine:
         attributes["network"] = mine[0]
-    caller = Caller("cli", agency, sector, _split(roles), _split(relations))
-    explanation = explain(result.policy_set, caller, purpose, Record(kind, attributes), view, now=_day(on))  # type: ignore[arg-type]
+    caller = Caller("cli", agency, sector.value, _split(roles), _split(relations))
+    described = Record(kind.value, attributes)
+    explanation = explain(result.policy_set, caller, purpose, described, view, now=_day(on))
     out.print_json(json.dumps(explanation.to_dict(), default=str))
     if not explanation.decision.permit:
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.DENIED)
+
+
+def _key_values(items: list[str]) -> list[str]:
+    """--record takes key=value: anything else is a usage error (exit 2)."""
+    for item in items:
+        if "=" not in item:
+            raise typer.BadParameter(f"takes key=value, not {item!r}")
+    return items
 
 
 def _split(text: str) -> frozenset[str]:

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from app.audit import auditor, export, live, offline
-from app.audit.checkpoints import sign_if_grown, verifier_lines
-from app.audit.verify import Report
-from app.config import ConfigError, load_settings
-from app.crypto.keyring import KeyringError
-from app.db import transaction
-from app.errors import AppError
-from app.state import AppState
+from app.cli_common import ExitCode, JsonFlag, emit_json, err, fail
+
+if TYPE_CHECKING:
+    from app.audit.verify import Report
+    from app.state import AppState
 
 audit_cli = typer.Typer(
     help="The disclosure log: verify, checkpoint, export.", no_args_is_help=True
 )
-err = Console(stderr=True)
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    fhir = "fhir"
 
 ExportOption = Annotated[
     Path | None,
@@ -58,22 +57,14 @@ KeyOption = Annotated[
 OriginOption = Annotated[
     str | None, typer.Option("--origin", help="Expected checkpoint origin (offline).")
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 @contextmanager
 def _service() -> Iterator[AppState]:
     from app.bootstrap import build_state
+    from app.config import load_settings
 
-    try:
-        state = build_state(load_settings())
-    except (ConfigError, KeyringError) as exc:
-        raise _fail(str(exc)) from None
+    state = build_state(load_settings())
     try:
         yield state
     finally:
@@ -82,9 +73,9 @@ def _service() -> Iterator[AppState]:
 
 def _print_report(report: Report, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+        emit_json(report.as_dict())
     if report.problem is not None:
-        raise _fail(f"verification FAILED at {report.problem}")
+        raise fail(f"verification FAILED at {report.problem}")
     if as_json:
         return
     signers = sorted({k for c in report.checkpoints for k in c.signed_by})
@@ -113,10 +104,12 @@ def verify(
 
     Exits 1 naming the first bad sequence number and what is wrong.
     """
+    from app.audit import live, offline
+
     files = checkpoint or []
     if export_file is not None:
         if not files or key is None:
-            raise _fail("offline verification needs --checkpoint FILE and --key FILE", 2)
+            raise fail("offline verification needs --checkpoint FILE and --key FILE", ExitCode.USAGE)
         report = offline.verify_export(export_file, files, key, origin=origin)
         _print_report(report, as_json)
         return
@@ -130,35 +123,48 @@ def verify(
 
 
 @audit_cli.command("checkpoint")
-def checkpoint_now() -> None:
-    """Sign a checkpoint now if the log grew, and print the latest one."""
+def checkpoint_now(as_json: JsonFlag = False) -> None:
+    """Sign a checkpoint now if the log grew, and print the latest one (the signed note)."""
+    from app.audit.checkpoints import sign_if_grown
+    from app.db import transaction
+
     with _service() as state, transaction(state.sessions) as session:
         stored = sign_if_grown(session.connection(), state.audit.signer)
-    sys.stdout.write(stored.note)
+    if as_json:
+        emit_json({"note": stored.note})
+    else:
+        sys.stdout.write(stored.note)
 
 
 @audit_cli.command("verifier-key")
-def verifier_key() -> None:
+def verifier_key(as_json: JsonFlag = False) -> None:
     """Print the checkpoint verifier keys (active first), for offline verification."""
+    from app.audit.checkpoints import verifier_lines
+
     with _service() as state:
-        sys.stdout.write(verifier_lines(state.audit.signer.verifier_keys()))
+        lines = verifier_lines(state.audit.signer.verifier_keys())
+    if as_json:
+        emit_json({"keys": lines.splitlines()})
+    else:
+        sys.stdout.write(lines)
 
 
 @audit_cli.command("export")
 def export_log(
     output: Annotated[Path, typer.Option("--output", dir_okay=False, help="Write here.")],
-    format: Annotated[Literal["jsonl", "fhir"], typer.Option(help="jsonl or fhir.")] = "jsonl",
+    format: Annotated[ExportFormat, typer.Option(help="JSON lines or a FHIR Bundle.")] = ExportFormat.jsonl,
     decrypt: Annotated[bool, typer.Option(help="Include decrypted details.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Export the log (the export is itself logged); JSON lines verify offline."""
+    from app.audit import auditor, export
+    from app.db import transaction
+
     with _service() as state:
-        try:
-            with transaction(state.sessions) as session:
-                size = auditor.start_export(
-                    session, state.audit, auditor.CLI_ASKER, format=format, decrypt=decrypt
-                )
-        except AppError as exc:
-            raise _fail(exc.detail) from None
+        with transaction(state.sessions) as session:
+            size = auditor.start_export(
+                session, state.audit, auditor.CLI_ASKER, format=format.value, decrypt=decrypt
+            )
         rows = export.iter_rows(state.sessions, size)
         sealer = state.audit.sealer
         if format == "fhir":
@@ -169,3 +175,5 @@ def export_log(
             for chunk in chunks:
                 fh.write(chunk)
     err.print(f"exported {size} entries to {output}", highlight=False, soft_wrap=True)
+    if as_json:
+        emit_json({"status": "ok", "entries": size, "output": str(output), "format": format.value})

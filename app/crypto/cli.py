@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated, Any
 
 import typer
 
+from app.cli_common import JsonFlag, emit_json
 from app.crypto.keyring import KeyKind
 
 
@@ -22,7 +21,7 @@ def rotate(
     resume: Annotated[
         bool, typer.Option("--resume", help="Add no key; finish moving data to the active one.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Add a new active key (old ones stay for reading); kek re-wraps, blind_index re-indexes."""
     from app.crypto.keyring import KeyringError
@@ -41,7 +40,7 @@ def rotate(
         except (RotationError, KeyringError) as exc:
             raise cli.fail(str(exc)) from None
     if as_json:
-        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+        emit_json(report.as_dict())
     else:
         verb = (
             "finished" if report.resumed else f"rotated {kind.value}: {report.previous_key_id} ->"

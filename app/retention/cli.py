@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from app.cli_common import JsonFlag, YesFlag, confirm, emit_json
+
 retention_cli = typer.Typer(
     help="Retention: purge what expired, re-apply erasures after a restore.", no_args_is_help=True
 )
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 SHOWN = 50  # rows of the table; --json lists everything
 
 
@@ -22,25 +21,31 @@ def _cli() -> Any:
     return cli
 
 
-@retention_cli.command("run")
+@retention_cli.command("run", epilog="Without --dry-run: exit 4 if not confirmed (--yes); nothing is changed then.")
 def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would go; change nothing.")
     ] = False,
+    yes: YesFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Erase what passed its retention date and is not on legal hold (one process at a time)."""
+    """Erase what passed its retention date and is not on legal hold (one process at a time).
+
+    Irreversible, so it asks first (or takes --yes); the service itself runs it on a schedule.
+    """
     from app.retention import purge
     from app.retention.progress import reporter
 
     cli = _cli()
+    if not dry_run:
+        confirm("erase now everything past its retention date (this cannot be undone)", yes=yes)
     with cli.service_state() as state, reporter(cli.err, "purging") as progress:
         try:
             report = purge.run(state, dry_run=dry_run, progress=progress)
         except purge.PurgeBusy as exc:
             raise cli.fail(str(exc)) from None
     if as_json:
-        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+        emit_json(report.as_dict())
         return
     rows = [
         {
@@ -99,7 +104,7 @@ def recompute(as_json: JsonFlag = False) -> None:
                 break
             after = rows[-1].id
     if as_json:
-        sys.stdout.write(json.dumps({"recomputed": count}) + "\n")
+        emit_json({"status": "ok", "recomputed": count})
     else:
         cli.out.print(f"recomputed {count} retention dates")
 
@@ -118,7 +123,7 @@ def reapply_command(as_json: JsonFlag = False) -> None:
 def _print_reapply(report: dict[str, int], as_json: bool) -> None:
     cli = _cli()
     if as_json:
-        sys.stdout.write(json.dumps(report) + "\n")
+        emit_json(report)
         return
     cli.out.print(
         f"erasure ledger read from byte {report['from_offset']} to {report['to_offset']} "
@@ -129,7 +134,10 @@ def _print_reapply(report: dict[str, int], as_json: bool) -> None:
     )
 
 
-def backup(path: Annotated[Path, typer.Argument(help="Where to write the backup.")]) -> None:
+def backup(
+    path: Annotated[Path, typer.Argument(help="Where to write the backup (never overwritten).")],
+    as_json: JsonFlag = False,
+) -> None:
     """Write a consistent copy of the database (SQLite); for PostgreSQL, say how (pg_dump)."""
     from app.config import ConfigError, load_settings
     from app.retention.backup import BackupError, backup_sqlite, postgres_instructions, sqlite_path
@@ -142,14 +150,20 @@ def backup(path: Annotated[Path, typer.Argument(help="Where to write the backup.
             text, installed = postgres_instructions(
                 settings.resolved_database_url, path, restore=False
             )
-            cli.out.print(text, highlight=False, soft_wrap=True)
+            if as_json:
+                emit_json({"status": "instructions", "instructions": text, "tool_installed": installed})
+            else:
+                cli.out.print(text, highlight=False, soft_wrap=True)
             if not installed:
                 raise cli.fail("pg_dump is not installed on this machine")
             return
         backup_sqlite(database, path)
     except (ConfigError, BackupError) as exc:
         raise cli.fail(str(exc)) from None
-    cli.out.print(f"backed up {database} to {path} (mode 0600)", highlight=False)
+    if as_json:
+        emit_json({"status": "ok", "database": str(database), "backup": str(path)})
+    else:
+        cli.out.print(f"backed up {database} to {path} (mode 0600)", highlight=False)
     cli.err.print(
         "The backup holds sealed data only; keep the keyring and the erasure ledger apart from it."
     )
@@ -157,11 +171,22 @@ def backup(path: Annotated[Path, typer.Argument(help="Where to write the backup.
 
 def restore(
     path: Annotated[Path, typer.Argument(help="The backup to restore.")],
+    yes: YesFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Restore a backup over the database (stop the service first), then re-apply later erasures."""
+    """Restore a backup over the database (stop the service first), then re-apply later erasures.
+
+    Destructive: everything written since the backup is lost, so it asks first (or takes --yes).
+    For PostgreSQL it only prints the pg_restore command.
+    """
     from app.config import ConfigError, load_settings
-    from app.retention.backup import BackupError, postgres_instructions, restore_sqlite, sqlite_path
+    from app.retention.backup import (
+        BackupError,
+        check_backup,
+        postgres_instructions,
+        restore_sqlite,
+        sqlite_path,
+    )
     from app.retention.reapply import reapply
 
     cli = _cli()
@@ -172,10 +197,15 @@ def restore(
             text, installed = postgres_instructions(
                 settings.resolved_database_url, path, restore=True
             )
-            cli.out.print(text, highlight=False, soft_wrap=True)
+            if as_json:
+                emit_json({"status": "instructions", "instructions": text, "tool_installed": installed})
+            else:
+                cli.out.print(text, highlight=False, soft_wrap=True)
             if not installed:
                 raise cli.fail("pg_restore is not installed on this machine")
             return
+        check_backup(path)  # a file that is no backup is refused before anyone is asked
+        confirm(f"replace the database {database} with the backup {path} (later changes are lost)", yes=yes)
         restore_sqlite(path, database)
     except (ConfigError, BackupError) as exc:
         raise cli.fail(str(exc)) from None
@@ -184,6 +214,8 @@ def restore(
     with cli.service_state(migrate_now=False) as state:
         migrate.upgrade(state.engine)  # a backup from an older release is brought to this one
         report = reapply(state)
-    if not as_json:
-        cli.out.print(f"restored {path} to {database}", highlight=False)
+    if as_json:
+        emit_json({"status": "ok", "restored": str(path), "database": str(database), **report.as_dict()})
+        return
+    cli.out.print(f"restored {path} to {database}", highlight=False)
     _print_reapply(report.as_dict(), as_json)

@@ -80,7 +80,7 @@ class Service:
         from app.demo import seed_demo, write_credentials
 
         with transaction(self.state.sessions) as session:
-            credentials = seed_demo(session, self.state.settings)
+            credentials = seed_demo(session, self.state)
         write_credentials(credentials, self.state.settings)
 
 
@@ -158,7 +158,7 @@ def test_the_restore_command_reapplies_at_once(
             ).status_code
             == 200
         )
-    result = runner.invoke(cli, ["restore", str(backup), "--json"])
+    result = runner.invoke(cli, ["restore", str(backup), "--yes", "--json"])  # destructive: --yes
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["subjects"] == 1 and report["referrals"] == 1

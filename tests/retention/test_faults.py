@@ -93,7 +93,7 @@ def test_a_purge_killed_between_its_steps_is_finished_by_the_next_run(
     _expire(state, referral_id)
 
     run_until_paused(
-        ["retention", "run"], cli_env(settings, CASEBRIDGE_MAX_OPEN_RETENTION="P1D"), "purge.sealed"
+        ["retention", "run", "--yes"], cli_env(settings, CASEBRIDGE_MAX_OPEN_RETENTION="P1D"), "purge.sealed"
     )
 
     # Killed after the key was destroyed and before the rows went: sealed off, not served.

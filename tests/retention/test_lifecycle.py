@@ -446,7 +446,7 @@ def test_the_command_lists_what_would_go(
     table = runner.invoke(cli, ["retention", "run", "--dry-run"])
     assert "Would purge" in table.stdout and "erase person" in table.stdout
     assert rows(state, Referral, id=created["id"])
-    done = runner.invoke(cli, ["retention", "run"])
+    done = runner.invoke(cli, ["retention", "run", "--yes"])  # irreversible: --yes
     assert done.exit_code == 0, done.stderr
     assert "1 people and 1 referrals" in done.stdout
     assert rows(state, Referral, id=created["id"]) == []
