@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, inspect, text
 from support.referrals import COORDINATOR, REFERRER, referral_body
+from support.schemas import accepted_referrals_match_the_schema
 
 from app import migrate
 from app.config import Settings
@@ -102,6 +103,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 def app_client(settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
+        # Every referral the API accepts in the suite must be valid under the schema it publishes.
+        client.event_hooks["response"].append(accepted_referrals_match_the_schema(client))
         yield client
 
 
@@ -118,7 +121,7 @@ def demo(state: AppState) -> dict[str, dict[str, Any]]:
     from app.demo import seed_demo
 
     with transaction(state.sessions) as session:
-        credentials = seed_demo(session, state.settings)
+        credentials = seed_demo(session, state)
     return {c["client_id"]: c for c in credentials}
 
 

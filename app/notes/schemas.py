@@ -7,6 +7,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.standards.formats import NO_CONTROL, NON_BLANK
+
 SCHEMA_ID: Final = "note/v1"
 
 
@@ -17,11 +19,13 @@ class NoteIn(BaseModel):
         description="Who may see it: a `note_classification` code.",
         json_schema_extra={"x-vocabulary": "note_classification"},
     )
-    text: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
-    supersedes: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+    text: Annotated[str, StringConstraints(max_length=20_000, pattern=NON_BLANK)] = Field(
+        description="The note; at least one character that is not white space."
+    )
+    supersedes: Annotated[str, StringConstraints(max_length=40, pattern=NO_CONTROL)] | None = Field(
         default=None, description="Id of an earlier note on the same referral that this one corrects."
     )
-    author_person: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+    author_person: Annotated[str, StringConstraints(max_length=200, pattern=NON_BLANK)] | None = Field(
         default=None, description="Defaults to the token's `act` person."
     )
 

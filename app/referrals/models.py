@@ -36,6 +36,8 @@ class Referral(Base):
     intervention_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Free text often names people: sealed with the subject's data key.
     narrative: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # referral/v2's risk assessment and interventions (app/referrals/sections.py), sealed like the narrative.
+    sections: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # The subject as THIS referral described them (app/subjects/submissions.py): every subject.*
     # field renders from here, never from what another referral said about the person.
     subject_submission: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

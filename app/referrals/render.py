@@ -7,12 +7,13 @@ from typing import Any
 from app.crypto.aead import DecryptionError
 from app.crypto.envelope import Envelope
 from app.errors import IntegrityFailure
-from app.referrals import sealed
-from app.referrals.schemas import IDENTITY_FIELDS, SCHEMA_ID
+from app.referrals import sealed, sections
+from app.referrals.schemas import IDENTITY_FIELDS, SCHEMA_ID, V2_SECTIONS
 from app.referrals.snapshot import AnyReferral, AnySubject
 from app.subjects import submissions
 
 _IDENTITY_PATHS = frozenset(f"subject.{name}" for name in IDENTITY_FIELDS)
+_SECTIONS = frozenset(V2_SECTIONS)  # referral/v2's, sealed together: opened only when a view names one
 
 
 def _history(referral: AnyReferral, opener: sealed.Opener | None) -> list[dict[str, Any]]:
@@ -84,6 +85,9 @@ def render_referral(
             document[name] = sealed_getter(referral, opener)
     if "narrative" in fields:
         document["narrative"] = _narrative(referral, opener)
+    if fields & _SECTIONS and referral.schema_id != SCHEMA_ID:  # a v1 referral reads as v1 did
+        stored = sections.open_sections(opener.key(), referral.id, referral.sections)
+        document.update({name: stored[name] for name in sorted(fields & _SECTIONS)})
     subject_part = _subject_part(referral, subject, envelope, fields, opener)
     if subject_part:
         document["subject"] = subject_part

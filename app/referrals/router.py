@@ -14,7 +14,7 @@ from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Caller, CurrentPrincipal, Principal
 from app.emergency import feed as emergency_feed
 from app.errors import Forbidden
-from app.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.pagination import DEFAULT_LIMIT, ISO_TIMESTAMP, Cursor, Limit
 from app.policy.vocabulary import EMERGENCY_PURPOSE
 from app.referrals import repository, service, snapshot
 from app.referrals.models import Referral
@@ -22,9 +22,9 @@ from app.referrals.schemas import (
     ConsentUpdate,
     EventOut,
     EventPage,
-    ReferralIn,
     ReferralOut,
     ReferralPage,
+    ReferralPost,
     TransitionIn,
 )
 from app.referrals.snapshot import AnyReferral, ReferralSnapshot
@@ -71,6 +71,16 @@ def _referral_response(document: dict[str, Any], status_code: int, tag: str, **h
 @router.post(
     "/v1/referrals",
     operation_id="create_referral",
+    summary="Create a referral",
+    description=(
+        "Posts a referral about a person to the network your agency is a party to; the reply is the "
+        "stored referral with its `ETag` and `Location`. Send `Idempotency-Key` to make retries safe: a "
+        "replay answers the stored result with `Idempotent-Replayed: true`."
+    ),
+    openapi_extra={"x-required-roles": ["referrer"], "x-case-data": True,
+                   "x-server-side-rules": ["`subject.date_of_birth` is not after today",
+                                           "`code_system` is one of your agency's code mappings",
+                                           "`network` is one your agency is a party to"]},
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralOut,
     responses={403: {"description": "Not a referrer, or a party to no agreement in force of any network"},
@@ -82,7 +92,7 @@ def create_referral(
     session: DbSession,
     state: State,
     principal: CurrentPrincipal,
-    body: Annotated[ReferralIn, Body()],
+    body: Annotated[ReferralPost, Body()],
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> Any:
     raw = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
@@ -128,6 +138,13 @@ def _subject(session: Session, referral: AnyReferral) -> Subject:
 @router.get(
     "/v1/referrals/{referral_id}",
     operation_id="get_referral",
+    summary="Read a referral",
+    description=(
+        "One referral, cut to the most detailed view an agreement in force grants you for the purpose "
+        "stated in `X-Purpose` (or the `view` asked for). `X-Granted-View` and `X-Agreement` say which; "
+        "the read is logged. `X-Purpose: emergency` reads under an active emergency grant."
+    ),
+    openapi_extra={"x-case-data": True, "x-purpose-required": True},
     response_model=ReferralOut,
     response_model_exclude_unset=True,
     responses=PURPOSE_ERRORS,
@@ -190,6 +207,12 @@ def _emergency_read(
 @router.get(
     "/v1/referrals",
     operation_id="list_referrals",
+    summary="List referrals",
+    description=(
+        "The referrals granted to you for the stated purpose, filtered by status, risk level, concern or "
+        "change time, a page at a time; every disclosure is logged."
+    ),
+    openapi_extra={"x-case-data": True, "x-purpose-required": True},
     response_model=ReferralPage,
     responses={400: PURPOSE_ERRORS[400]},
 )
@@ -203,7 +226,7 @@ def list_referrals(
     status_: Annotated[list[str], Query(alias="status", max_length=10)] = [],  # noqa: B006
     risk_level: Annotated[list[str], Query(max_length=10)] = [],  # noqa: B006
     concern: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
-    updated_since: Annotated[datetime | None, Query()] = None,
+    updated_since: Annotated[datetime | None, Query(), ISO_TIMESTAMP] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Any:
@@ -225,6 +248,13 @@ def list_referrals(
 @router.post(
     "/v1/referrals/{referral_id}/transitions",
     operation_id="transition_referral",
+    summary="Move a referral through its lifecycle",
+    description=(
+        "Changes the status (triage, accept, assign, close, decline, withdraw, transfer) if the "
+        "referral's current status allows it and you play the role the transition needs; send the `ETag` "
+        "in `If-Match`. The reply shows what `X-Purpose` grants you, else a receipt."
+    ),
+    openapi_extra={"x-case-data": True},
     response_model=ReferralOut,
     response_model_exclude_unset=True,
     responses={
@@ -293,6 +323,12 @@ def _write_reply(
 @router.post(
     "/v1/referrals/{referral_id}/consent",
     operation_id="update_consent",
+    summary="Record consent",
+    description=(
+        "Records the person's consent status and legal basis; for the referring agency or the network's "
+        "coordinator. Send the `ETag` in `If-Match`."
+    ),
+    openapi_extra={"x-case-data": True},
     response_model=ReferralOut,
     response_model_exclude_unset=True,
     responses={
@@ -325,6 +361,12 @@ def update_consent(
 @router.get(
     "/v1/events",
     operation_id="list_events",
+    summary="Follow the change feed",
+    description=(
+        "Status changes and emergency-access notices of the referrals granted to you for the stated "
+        "purpose, oldest first; resume with `after`."
+    ),
+    openapi_extra={"x-case-data": True, "x-purpose-required": True},
     response_model=EventPage,
     responses={400: PURPOSE_ERRORS[400]},
 )

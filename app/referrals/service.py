@@ -28,12 +28,13 @@ from app.errors import (
 )
 from app.pagination import decode_cursor, encode_cursor
 from app.policy.policy_set import PolicySet
-from app.referrals import repository, sealed, snapshot
+from app.referrals import repository, sealed, sections, snapshot
 from app.referrals.lifecycle import Actor, Status, actors_for, allowed_targets, targets_for
 from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
 from app.referrals.render import render_referral
 from app.referrals.schemas import (
-    CODED_FIELDS,
+    CODED_FIELDS_V2,
+    REFERRAL_MODELS,
     SCHEMA_ID,
     ConsentUpdate,
     ReferralIn,
@@ -70,40 +71,53 @@ def etag(referral: Referral | ReferralSnapshot) -> str:
 # -- codes -------------------------------------------------------------------------------
 
 
+def _coded_values(body: Any, path: tuple[str, ...], where: str = "$") -> list[tuple[dict[str, Any], str, str]]:
+    """(parent, key, JSON path) of every place a coded field sits; `[]` walks each item of a list."""
+    head, *rest = path
+    if head == "[]":
+        items: list[Any] = body if isinstance(body, list) else []
+        return [hit for i, item in enumerate(items) if isinstance(item, dict)
+                for hit in _coded_values(item, tuple(rest), f"{where}[{i}]")]
+    if not isinstance(body, dict):
+        return []
+    if not rest:
+        return [(body, head, f"{where}.{head}")] if body.get(head) is not None else []
+    return _coded_values(body.get(head), tuple(rest), f"{where}.{head}")
+
+
 def standardise_codes(
     session: Session, principal: Principal, body: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Translate the agency's codes, check every code; returns (body, original codes)."""
+    """Translate the agency's codes, check every code; returns (body, original codes).
+
+    Two of the agency's codes that translate to one standard code count once (the published
+    schema cannot see that they mean the same): a list keeps the first.
+    """
     code_system = body.get("code_system")
     tables = mappings.resolve(session, code_system, principal.agency_id) if code_system else None
     catalog = vocabularies()
     originals: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
-    for path, vocabulary_name in CODED_FIELDS.items():
-        parent = body
-        for part in path[:-1]:
-            parent = parent.get(part) or {}
-        leaf = path[-1]
-        value = parent.get(leaf)
-        if value is None:
-            continue
+    for path, vocabulary_name in CODED_FIELDS_V2.items():
         vocabulary = catalog[vocabulary_name]
-        values = value if isinstance(value, list) else [value]
-        standard = []
-        for index, code in enumerate(values):
-            mapped, translated = mappings.translate(tables, vocabulary_name, code)
-            where = "$." + ".".join(path) + (f"[{index}]" if isinstance(value, list) else "")
-            if translated:
-                originals[where.removeprefix("$.")] = code
-            if not vocabulary.has(mapped):
-                errors.append({
-                    "path": where,
-                    "message": f"{code!r} is not a {vocabulary_name} code",
-                    "type": "unknown_code",
-                    "valid_codes": sorted(vocabulary.codes_set),
-                })
-            standard.append(mapped)
-        parent[leaf] = standard if isinstance(value, list) else standard[0]
+        for parent, leaf, field_path in _coded_values(body, path):
+            value = parent[leaf]
+            values = value if isinstance(value, list) else [value]
+            standard = []
+            for index, code in enumerate(values):
+                mapped, translated = mappings.translate(tables, vocabulary_name, code)
+                where = field_path + (f"[{index}]" if isinstance(value, list) else "")
+                if translated:
+                    originals[where.removeprefix("$.")] = code
+                if not vocabulary.has(mapped):
+                    errors.append({
+                        "path": where,
+                        "message": f"{code!r} is not a {vocabulary_name} code",
+                        "type": "unknown_code",
+                        "valid_codes": sorted(vocabulary.codes_set),
+                    })
+                standard.append(mapped)
+            parent[leaf] = list(dict.fromkeys(standard)) if isinstance(value, list) else standard[0]
     if errors:
         raise InvalidInput(f"{errors[0]['path']}: {errors[0]['message']}", errors=errors)
     return body, originals
@@ -125,10 +139,14 @@ def _check_consent(data: ReferralIn) -> None:
 # -- create ------------------------------------------------------------------------------
 
 
+def referable_networks(policies: PolicySet, agency_id: str, today: date) -> list[str]:
+    """The networks an agency may refer into: those where it is a party to an agreement in force."""
+    return [n for n in policies.networks_of(agency_id) if access.in_force_party(policies, agency_id, n, today)]
+
+
 def choose_network(policies: PolicySet, principal: Principal, asked: str | None, today: date) -> str:
     """The referring agency's network; named in the body when the agency belongs to several."""
-    mine = [n for n in policies.networks_of(principal.agency_id)
-            if access.in_force_party(policies, principal.agency_id, n, today)]
+    mine = referable_networks(policies, principal.agency_id, today)
     if asked is not None:
         if asked not in mine:
             raise InvalidInput(
@@ -158,18 +176,21 @@ def create(
         raise Forbidden("Posting a referral needs the referrer role.")
     network_id = choose_network(policies, principal, raw.get("network"), now.date())
     body, originals = standardise_codes(session, principal, raw)
+    schema_id = raw.get("schema") or SCHEMA_ID
     try:
-        data = ReferralIn.model_validate(body)
-    except ValidationError as exc:  # a mapped code can still break a constraint
+        data = REFERRAL_MODELS[schema_id].model_validate(body)
+    except (KeyError, ValidationError) as exc:  # a mapped code can still break a constraint
         from app.errors import validation_errors
 
-        raise InvalidInput("The referral is invalid.", errors=validation_errors(exc.errors())) from None
+        errors = validation_errors(exc.errors()) if isinstance(exc, ValidationError) else [
+            {"path": "$.schema", "message": "not a published referral schema", "type": "literal_error"}]
+        raise InvalidInput("The referral is invalid.", errors=errors) from None
     _check_consent(data)
     link = subjects.create_or_link(session, crypto.envelope, crypto.blind, data.subject, now)
     subject = link.subject
     referral = Referral(
         id=new_referral_id(),
-        schema_id=SCHEMA_ID,
+        schema_id=schema_id,
         subject_id=subject.id,
         network_id=network_id,
         referring_agency=principal.agency_id,
@@ -204,6 +225,7 @@ def create(
         key, data.consent.recorded_by or principal.act, sealed.on_referral(sealed.CONSENT_RECORDED_BY, referral.id))
     if data.narrative is not None:
         referral.narrative = key.seal(data.narrative.encode(), f"{NARRATIVE_CONTEXT}:{referral.id}")
+    referral.sections = sections.seal(key, referral.id, sections.of(data))
     session.add(referral)
     session.flush()
     for concern in referral.concerns:

@@ -70,6 +70,7 @@ class ReferralSnapshot:
     requested_services: list[str]
     intervention_type: str | None
     narrative: bytes | None
+    sections: bytes | None  # referral/v2's sections, sealed (app/referrals/sections.py)
     subject_submission: bytes | None  # the subject as this referral described them, sealed
     subject_age_band: str | None
     subject_district: str | None

@@ -113,6 +113,16 @@ def list_mappings(session: Session) -> list[MappingOut]:
     return rows
 
 
+def of_agency(session: Session, agency_id: str) -> dict[str, dict[str, dict[str, str]]]:
+    """Every code system an agency may name: its mapping files and the mappings registered for it."""
+    mine: dict[str, dict[str, dict[str, str]]] = {
+        m.mapping: m.codes for m in file_mappings().values() if m.agency == agency_id
+    }
+    for row in session.query(CodeMapping).filter(CodeMapping.agency_id == agency_id):
+        mine.setdefault(row.id, row.codes)
+    return mine
+
+
 def resolve(session: Session, mapping_id: str, agency_id: str) -> dict[str, dict[str, str]]:
     """The caller agency's mapping tables; another agency's mapping is not usable."""
     mine: dict[str, dict[str, dict[str, str]]] = {

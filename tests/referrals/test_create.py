@@ -134,7 +134,7 @@ class TestCreate:
         [
             ({"concerns": []}, "$.concerns"),
             ({"subject": {"date_of_birth": "not-a-date"}}, "$.subject.date_of_birth"),
-            ({"subject": {"date_of_birth": "2999-01-01"}}, "$.subject"),
+            ({"subject": {"date_of_birth": "2999-01-01"}}, "$.subject.date_of_birth"),
             ({"subject": {"shoe_size": 44}}, "$.subject.shoe_size"),
             ({"consent": None}, "$.consent"),
             ({"narrative": "x" * 20_001}, "$.narrative"),

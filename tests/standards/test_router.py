@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 def test_schemas_are_listed_with_the_evolution_rule(app_client: TestClient) -> None:
     body = app_client.get("/v1/schemas").json()
-    assert {s["id"] for s in body["items"]} == {"referral/v1", "note/v1"}
+    assert {s["id"] for s in body["items"]} == {"referral/v1", "referral/v2", "note/v1"}
     assert "additive" in body["evolution"]
 
 
@@ -17,10 +17,13 @@ def test_referral_v1_json_schema_names_its_vocabularies(app_client: TestClient) 
     assert response.headers["content-type"] == "application/schema+json"
     schema = response.json()
     assert schema["$id"].endswith("/schemas/referral/v1")
-    assert set(schema["required"]) >= {"subject", "concerns", "risk_level", "consent"}
-    assert schema["properties"]["concerns"]["x-vocabulary"] == "concern_category"
-    assert "schema" in schema["properties"]
-    assert schema["additionalProperties"] is False
+    standard = schema["anyOf"][0]  # standard codes; the other variant: an agency's own code_system
+    assert set(standard["required"]) >= {"subject", "concerns", "risk_level", "consent"}
+    assert standard["properties"]["concerns"]["x-vocabulary"] == "concern_category"
+    assert "schema" in standard["properties"]
+    assert standard["additionalProperties"] is False
+    assert "code_system" not in standard["properties"]
+    assert schema["anyOf"][1]["required"][-1] == "code_system"
 
 
 def test_unknown_schema_is_404(app_client: TestClient) -> None:

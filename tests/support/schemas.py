@@ -1,0 +1,86 @@
+"""The published JSON Schema, checked against every referral body the API accepts in the suite."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
+
+DEFAULT_REFERRAL_SCHEMA = "referral/v1"
+
+
+def published(client: TestClient, schema_id: str, authorization: str | None = None) -> dict[str, Any]:
+    """The schema as the app serves it (with the caller's token: its networks and code systems named)."""
+    headers = {"Authorization": authorization} if authorization else {}
+    response = client.get(f"/v1/schemas/{schema_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+_VALIDATORS: dict[str, Draft202012Validator] = {}
+
+
+def validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """A Draft 2020-12 validator with format checking (the schema itself checked once per document)."""
+    key = json.dumps(schema, sort_keys=True)
+    if key not in _VALIDATORS:
+        Draft202012Validator.check_schema(schema)
+        _VALIDATORS[key] = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return _VALIDATORS[key]
+
+
+def schema_errors(client: TestClient, body: Any, authorization: str | None = None) -> list[str]:
+    """Why the published schema refuses a referral body (empty: it accepts it)."""
+    schema_id = body.get("schema") or DEFAULT_REFERRAL_SCHEMA if isinstance(body, dict) else DEFAULT_REFERRAL_SCHEMA
+    checker = validator(published(client, schema_id, authorization))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message[:300]}" for e in checker.iter_errors(body)]
+
+
+def accepted_referrals_match_the_schema(client: TestClient) -> Callable[[httpx.Response], None]:
+    """A response hook: a referral the API created (201) must be valid under the schema it publishes."""
+
+    def check(response: httpx.Response) -> None:
+        request = response.request
+        if request.method != "POST" or request.url.path != "/v1/referrals" or response.status_code != 201:
+            return
+        body = json.loads(request.read() or b"null")
+        errors = schema_errors(client, body, request.headers.get("Authorization"))
+        assert not errors, f"the API accepted a referral its published schema refuses: {errors}"
+
+    return check
+
+
+class _Many:
+    """hypothesis-jsonschema 0.23 drives `many` by `.more()`; hypothesis ≥ 6.150 by `with`/`for`. This bridges them."""
+
+    def __init__(self, data: Any, min_size: int, max_size: float, average_size: float) -> None:
+        from hypothesis.internal.conjecture.utils import many
+
+        self._many = many(data, min_size=min_size, max_size=max_size, average_size=average_size)
+        self._many.__enter__()
+        self._steps = iter(self._many)
+
+    def more(self) -> bool:
+        try:
+            next(self._steps)
+        except StopIteration:
+            self._many.__exit__(None, None, None)
+            return False
+        return True
+
+    def reject(self, why: str | None = None) -> None:
+        self._many.reject(why)
+
+
+def hypothesis_jsonschema_compatible() -> None:
+    """Let hypothesis-jsonschema (its object strategy) run on the installed hypothesis."""
+    from hypothesis.internal.conjecture import utils
+    from hypothesis_jsonschema import _from_schema
+
+    if not hasattr(utils.many, "more"):
+        _from_schema.cu = type("cu", (), {"many": _Many})  # type: ignore[attr-defined]
