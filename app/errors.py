@@ -79,6 +79,16 @@ class PreconditionRequired(AppError):
     status, slug, title = 428, "precondition-required", "Precondition required"
 
 
+class TooManyRequests(AppError):
+    """Over a rate limit; ``Retry-After`` (whole seconds) says when a retry can succeed."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **kw: Any) -> None:
+        headers = {**(kw.pop("headers", None) or {}), "Retry-After": str(max(1, retry_after))}
+        super().__init__(detail, headers=headers, **kw)
+
+
 class PayloadTooLarge(AppError):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 
@@ -171,6 +181,18 @@ async def _log_refusal(request: Request, exc: AppError) -> None:
         log.error("a refusal could not be logged", extra={"error_type": type(failure).__name__})
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on the path: Starlette's 405 names only the first route's (RFC 9110 §15.5.6)."""
+    from fastapi.routing import iter_route_contexts
+
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(request.url.path):
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
@@ -192,9 +214,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
         return problem(
-            exc.status_code, HTTPStatus(exc.status_code).phrase, detail, request=request,
-            headers=getattr(exc, "headers", None),
+            exc.status_code, HTTPStatus(exc.status_code).phrase, detail, request=request, headers=headers,
         )
 
     @app.exception_handler(OperationalError)

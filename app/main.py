@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import fastapi_offline
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
-from app import __version__, migrate
+from app import __version__, migrate, openapi
 from app.agencies.router import router as admin_router
 from app.agreements.router import router as agreements_router
 from app.agreements.service import reload_and_log
@@ -39,9 +44,16 @@ CaseBridge shares case referrals and notes between the agencies of a multi-agenc
 prevention network, under information-sharing agreements enforced on every request,
 with an encrypted, tamper-evident record of every disclosure.
 
-Errors are RFC 9457 `application/problem+json`. Lists are pages
-`{"items": [...], "next_cursor": ...}`.
+Errors are RFC 9457 `application/problem+json` (schema `Problem`: `type`, `title`, `status`,
+`detail`, `instance`, `request_id`, plus `errors[]` on 422s). Every response carries `X-Request-ID`.
+Lists are pages `{"items": [...], "next_cursor": ...}`.
+
+Authenticate with OAuth 2.0 client credentials: `POST /v1/token` with your `client_id` and
+`client_secret`, then send `Authorization: Bearer <access_token>`. Each operation states the roles
+it admits (`x-required-roles`); reads of case data state why in `X-Purpose`.
 """
+DOCS_STATIC = Path(fastapi_offline.__file__).parent / "static"
+DOCS_STATIC_URL = "/docs-static"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -88,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,
+        redoc_url=None,
     )
     metrics = Metrics()
     app.state.metrics = metrics
@@ -100,7 +114,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                erasure_router, legal_holds_router)
     for router in routers:
         app.include_router(router)
+    openapi.install(app)
+    _serve_docs(app)
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc from files packaged with fastapi-offline: the docs work with no internet."""
+    app.mount(DOCS_STATIC_URL, StaticFiles(directory=DOCS_STATIC), name="docs-static")
+    redirect_url = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="CaseBridge API", oauth2_redirect_url=redirect_url,
+            swagger_js_url=f"{DOCS_STATIC_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC_URL}/favicon.png",
+            swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
+            init_oauth={"clientId": "", "usePkceWithAuthorizationCodeGrant": False},
+        )
+
+    @app.get(redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json", title="CaseBridge API", redoc_js_url=f"{DOCS_STATIC_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_STATIC_URL}/favicon.png", with_google_fonts=False,
+        )
 
 
 def _operation_id(route: APIRoute) -> str:

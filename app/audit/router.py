@@ -28,7 +28,7 @@ from app.audit.schemas import (
 )
 from app.auth.principal import Principal, require_roles
 from app.errors import BadRequest
-from app.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
+from app.pagination import DEFAULT_LIMIT, ISO_TIMESTAMP, Cursor, Limit, decode_cursor, encode_cursor
 from app.state import DbSession, State
 
 router = APIRouter(tags=["audit"])
@@ -39,8 +39,13 @@ RANGE_ERRORS: dict[int | str, dict[str, Any]] = {400: {"description": "Range out
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"description": "The disclosure log cannot be written; nothing was disclosed"}
 }
-Agency = Annotated[str | None, Query(max_length=64)]
-Code = Annotated[str | None, Query(max_length=100)]
+# Query filters are checked here, before the query's own audit_query entry is built from them:
+# an empty or malformed subject id is the caller's 422, never an entry the log refuses (503).
+Agency = Annotated[str | None, Query(min_length=1, max_length=64)]
+Code = Annotated[str | None, Query(min_length=1, max_length=100)]
+SubjectId = Annotated[str | None, Query(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$",
+                                        description="A subject id as the API returns it (`sub_...`).")]
+PurposeFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
 def _asker(request: Request, principal: Principal) -> Asker:
@@ -72,6 +77,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 @router.get(
     "/v1/audit/checkpoint",
     operation_id="get_audit_checkpoint",
+    summary="Latest signed log checkpoint",
     response_class=PlainTextResponse,
     responses=TEXT,
 )
@@ -84,6 +90,7 @@ def get_checkpoint(session: DbSession, state: State, _: Auditor) -> PlainTextRes
 @router.get(
     "/v1/audit/verifier-key",
     operation_id="get_audit_verifier_keys",
+    summary="Checkpoint verifier keys",
     response_class=PlainTextResponse,
     responses=TEXT,
 )
@@ -95,6 +102,7 @@ def get_verifier_keys(state: State, _: Auditor) -> PlainTextResponse:
 @router.get(
     "/v1/audit/entries/{seq}/leaf",
     operation_id="get_audit_leaf",
+    summary="One log entry's leaf",
     response_model=LeafOut,
     responses={404: {"description": "No such entry"}, **UNAVAILABLE},
 )
@@ -113,6 +121,7 @@ def get_leaf(
 @router.get(
     "/v1/audit/proofs/inclusion",
     operation_id="get_audit_inclusion_proof",
+    summary="Inclusion proof of an entry",
     response_model=InclusionProofOut,
     responses=RANGE_ERRORS,
 )
@@ -132,6 +141,7 @@ def get_inclusion_proof(
 @router.get(
     "/v1/audit/proofs/consistency",
     operation_id="get_audit_consistency_proof",
+    summary="Consistency proof between tree sizes",
     response_model=ConsistencyProofOut,
     responses=RANGE_ERRORS,
 )
@@ -149,6 +159,7 @@ def get_consistency_proof(
 @router.get(
     "/v1/audit/entries",
     operation_id="list_audit_entries",
+    summary="Search the disclosure log",
     response_model=EntryPage,
     responses=UNAVAILABLE,
 )
@@ -157,16 +168,16 @@ def list_entries(
     session: DbSession,
     state: State,
     principal: Auditor,
-    subject_id: Annotated[str | None, Query(max_length=80)] = None,
+    subject_id: SubjectId = None,
     actor_agency: Agency = None,
     recipient_agency: Agency = None,
-    purpose: Annotated[str | None, Query(max_length=64)] = None,
+    purpose: PurposeFilter = None,
     event_type: EventType | None = None,
     decision: Literal["permit", "deny"] | None = None,
     agreement_id: Code = None,
     rule_id: Code = None,
-    since: Annotated[datetime | None, Query(description="From this time (UTC if no zone).")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time.")] = None,
+    since: Annotated[datetime | None, Query(description="From this time (UTC if no zone)."), ISO_TIMESTAMP] = None,
+    until: Annotated[datetime | None, Query(description="Before this time."), ISO_TIMESTAMP] = None,
     order: Literal["asc", "desc"] = "asc",
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -203,6 +214,7 @@ def list_entries(
 @router.get(
     "/v1/audit/export",
     operation_id="export_audit_log",
+    summary="Export the disclosure log",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/x-ndjson": {}, "application/fhir+json": {}}},
@@ -239,6 +251,8 @@ def export_log(
 @router.get(
     "/v1/subjects/{subject_id}/disclosures",
     operation_id="get_subject_disclosures",
+    summary="Subject-access report",
+    openapi_extra={"x-purpose-required": True},
     response_model=SubjectAccessReport,
     responses={
         400: {"description": "X-Purpose missing, or not `subject_access`"},

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import OAuth2 as OAuth2Model
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.security.base import SecurityBase
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.orm import Session
 
 from app.agencies.repository import client_is_enabled
@@ -16,7 +20,34 @@ from app.auth.tokens import InvalidToken
 from app.errors import Forbidden, Unauthorized
 from app.state import AppState, State
 
-bearer = HTTPBearer(auto_error=False, description="Access token from POST /v1/token")
+
+class ClientCredentialsBearer(SecurityBase):
+    """A bearer token, documented as OAuth 2.0 client credentials with its token URL.
+
+    The document says where a token comes from, so Swagger UI's "Authorize" can fetch one from
+    ``POST /v1/token``; at runtime this only reads the ``Authorization`` header and never refuses:
+    ``_from_token`` decides, with one problem response for every way a token is missing or bad.
+    """
+
+    def __init__(self, token_url: str, description: str) -> None:
+        flows = OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl=token_url, scopes={}))
+        self.model = OAuth2Model(flows=flows, description=description)
+        self.scheme_name = "OAuth2"
+
+    async def __call__(self, request: Request) -> HTTPAuthorizationCredentials | None:
+        scheme, credentials = get_authorization_scheme_param(request.headers.get("Authorization"))
+        if not scheme or not credentials:
+            return None
+        return HTTPAuthorizationCredentials(scheme=scheme, credentials=credentials)
+
+
+bearer = ClientCredentialsBearer(
+    "/v1/token",
+    "OAuth 2.0 client credentials: POST your client_id and client_secret to /v1/token (form fields or HTTP "
+    "Basic), then send `Authorization: Bearer <access_token>`.",
+)
+# The roles each require_roles dependency admits, so the OpenAPI document can state them (app.openapi).
+ROLE_CHECKS: dict[Callable[..., Principal], frozenset[str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +143,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
             raise Forbidden(f"This operation needs one of the roles: {names}.")
         return principal
 
+    ROLE_CHECKS[_check] = wanted
     return _check
 
 

@@ -26,6 +26,12 @@ Auditor = Annotated[Principal, Depends(require_roles(Role.auditor))]
 @router.post(
     "/v1/referrals/{referral_id}/emergency-access",
     operation_id="request_emergency_access",
+    summary="Request emergency access",
+    description=(
+        "Break-glass access to one referral under an agreement's emergency section: time-limited, limited"
+        " per agency and day, logged, and reviewed by an auditor. Read it with `X-Purpose: emergency`."
+    ),
+    openapi_extra={"x-case-data": True},
     status_code=status.HTTP_201_CREATED,
     response_model=GrantOut,
     responses={
@@ -82,7 +88,8 @@ def _position(cursor: str | None, key: str) -> tuple[datetime, str] | None:
         raise BadRequest("The cursor is not one this service issued.", slug="invalid-cursor") from None
 
 
-@router.get("/v1/audit/emergency-access", operation_id="list_emergency_grants", response_model=GrantPage,
+@router.get("/v1/audit/emergency-access", operation_id="list_emergency_grants",
+    summary="List emergency grants", response_model=GrantPage,
             tags=["audit"])
 def list_emergency_grants(
     request: Request, session: DbSession, state: State, principal: Auditor,
@@ -109,6 +116,7 @@ def list_emergency_grants(
 
 
 @router.post("/v1/audit/emergency-access/{grant_id}/review", operation_id="review_emergency_grant",
+    summary="Review an emergency grant",
              response_model=GrantOut, tags=["audit"],
              responses={403: {"description": "Your agency is not a party in force of the referral's network"},
                         404: {"description": "No such grant"}, 409: {"description": "Already reviewed"}})
@@ -137,7 +145,8 @@ def review_emergency_grant(
     return service.render(session, state.envelope, grant, now, with_text=False, flag_id=flag_id)
 
 
-@router.get("/v1/audit/flagged-agencies", operation_id="list_flagged_agencies", response_model=FlagPage,
+@router.get("/v1/audit/flagged-agencies", operation_id="list_flagged_agencies",
+    summary="List flagged agencies", response_model=FlagPage,
             tags=["audit"])
 def list_flagged_agencies(
     request: Request, session: DbSession, state: State, principal: Auditor,
@@ -161,7 +170,8 @@ def list_flagged_agencies(
     )
 
 
-@router.post("/v1/audit/flagged-agencies/{flag_id}/clear", operation_id="clear_agency_flag", tags=["audit"],
+@router.post("/v1/audit/flagged-agencies/{flag_id}/clear", operation_id="clear_agency_flag",
+    summary="Clear an agency's flag", tags=["audit"],
              response_model=FlagOut,
              responses={403: {"description": "Your agency is not a party in force of the flag's network"},
                         404: {"description": "No such flag"}, 409: {"description": "Already cleared"}})

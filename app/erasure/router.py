@@ -17,6 +17,8 @@ router = APIRouter(tags=["erasure"])
 @router.post(
     "/v1/subjects/{subject_id}/erasure",
     operation_id="erase_subject",
+    summary="Erase a person",
+    openapi_extra={"x-required-roles": ["coordinator"], "x-case-data": True},
     response_model=ErasureOut,
     responses={
         403: {"description": "Not the coordinator of every network holding a referral about the person"},

@@ -25,6 +25,12 @@ NOTE_FIELDS = ("note.text", "note.classification", "note.author_person")
 @router.post(
     "/v1/referrals/{referral_id}/notes",
     operation_id="create_note",
+    summary="Add a note to a referral",
+    description=(
+        "Adds a classified note to a referral you are involved in; it is shared as the agreements allow "
+        "for its classification."
+    ),
+    openapi_extra={"x-required-roles": ["caseworker", "coordinator", "referrer"], "x-case-data": True},
     status_code=status.HTTP_201_CREATED,
     response_model=NoteOut,
     responses={403: {"description": "Not involved in this referral"}, 404: {"description": "No such referral"}},
@@ -78,6 +84,12 @@ def create_note(
 @router.get(
     "/v1/referrals/{referral_id}/notes",
     operation_id="list_notes",
+    summary="List a referral's notes",
+    description=(
+        "The notes of one referral that the agreements grant you for the stated purpose; the read is "
+        "logged."
+    ),
+    openapi_extra={"x-case-data": True, "x-purpose-required": True},
     response_model=NotePage,
     responses={400: {"description": "X-Purpose missing or unknown"}, 403: {"description": "Not granted"}},
 )

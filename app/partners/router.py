@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from app import access, disclose, door
 from app.audit.events import EventType
 from app.auth.principal import CurrentPrincipal
-from app.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.pagination import DEFAULT_LIMIT, ISO_TIMESTAMP, Cursor, Limit
 from app.partners import service
 from app.partners.schemas import SummaryPage
 from app.referrals.router import crypto
@@ -22,6 +22,12 @@ router = APIRouter(tags=["partners"])
 @router.get(
     "/v1/summaries",
     operation_id="sync_summaries",
+    summary="Sync partner summaries",
+    description=(
+        "Summaries of the referrals a partner agency is granted, for the stated purpose; send the last "
+        "`ETag` in `If-None-Match` to get 304 when nothing changed."
+    ),
+    openapi_extra={"x-required-roles": ["partner_reader"], "x-case-data": True, "x-purpose-required": True},
     response_model=SummaryPage,
     responses={
         304: {"description": "Nothing changed since the ETag you sent"},
@@ -35,7 +41,7 @@ def sync_summaries(
     principal: CurrentPrincipal,
     purpose: access.PurposeHeader = None,
     justification: access.JustificationHeader = None,
-    updated_since: Annotated[datetime | None, Query(description="synced_at of your last sync.")] = None,
+    updated_since: Annotated[datetime | None, Query(description="synced_at of your last sync."), ISO_TIMESTAMP] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=200)] = None,

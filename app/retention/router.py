@@ -42,7 +42,8 @@ def _log(
     )
 
 
-@router.get("/v1/admin/legal-holds", operation_id="list_legal_holds", response_model=HoldPage)
+@router.get("/v1/admin/legal-holds", operation_id="list_legal_holds",
+    summary="List agency-wide legal holds", response_model=HoldPage)
 def list_legal_holds(
     session: DbSession,
     _: AdminPrincipal,
@@ -60,6 +61,8 @@ def list_legal_holds(
 @router.post(
     "/v1/admin/legal-holds",
     operation_id="place_legal_hold",
+    summary="Place an agency-wide legal hold",
+    openapi_extra={"x-server-side-rules": ["`agency_id` names a registered agency"]},
     response_model=HoldOut,
     status_code=status.HTTP_201_CREATED,
     responses=AGENCY_HOLD_ERRORS,
@@ -80,6 +83,8 @@ def place_legal_hold(
 @router.post(
     "/v1/admin/legal-holds/{hold_id}/lift",
     operation_id="lift_legal_hold",
+    summary="Lift an agency-wide legal hold",
+    description="Ends an agency-wide hold; the held referrals' retention dates apply again.",
     response_model=HoldOut,
     responses={**AGENCY_HOLD_ERRORS, 409: {"description": "Already lifted"}},
 )
@@ -99,6 +104,8 @@ def lift_legal_hold(
 @router.get(
     "/v1/referrals/{referral_id}/legal-hold",
     operation_id="list_referral_legal_holds",
+    summary="List a referral's legal holds",
+    openapi_extra={"x-required-roles": ["coordinator"], "x-case-data": True, "x-purpose-required": True},
     response_model=HoldPage,
     responses={400: {"description": "X-Purpose missing or not open to you"}, **CASE_HOLD_ERRORS},
 )
@@ -144,6 +151,8 @@ def list_referral_legal_holds(
 @router.post(
     "/v1/referrals/{referral_id}/legal-hold",
     operation_id="place_referral_legal_hold",
+    summary="Place a legal hold on a referral",
+    openapi_extra={"x-required-roles": ["coordinator"], "x-case-data": True},
     response_model=HoldOut,
     status_code=status.HTTP_201_CREATED,
     responses=CASE_HOLD_ERRORS,
@@ -168,6 +177,9 @@ def place_referral_legal_hold(
 @router.post(
     "/v1/referrals/{referral_id}/legal-hold/{hold_id}/lift",
     operation_id="lift_referral_legal_hold",
+    summary="Lift a referral's legal hold",
+    description="Ends a hold on one referral; for its network's coordinator.",
+    openapi_extra={"x-required-roles": ["coordinator"], "x-case-data": True},
     response_model=HoldOut,
     responses={**CASE_HOLD_ERRORS, 409: {"description": "Already lifted"}},
 )

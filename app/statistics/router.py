@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from app import access, disclose
 from app.audit.events import AuditEvent, EventType
 from app.auth.principal import CurrentPrincipal
+from app.pagination import ISO_DATE
 from app.state import DbSession, State
 from app.statistics import service
 
@@ -20,6 +21,12 @@ router = APIRouter(tags=["statistics"])
 @router.get(
     "/v1/statistics",
     operation_id="get_statistics",
+    summary="Aggregate statistics",
+    description=(
+        "Counts of referrals by 1–3 dimensions the agreements permit, with small cells suppressed; JSON "
+        "or CSV (`Accept: text/csv`)."
+    ),
+    openapi_extra={"x-case-data": True, "x-purpose-required": True},
     responses={
         200: {"content": {"application/json": {}, "text/csv": {}},
               "description": "Counts by dimension; a suppressed cell has count null and suppressed true"},
@@ -37,9 +44,9 @@ def get_statistics(
     since: Annotated[date | None, Query(description=(
         "Referrals created on or after: the first day of a month (of a quarter with period=quarter). "
         "Windows are whole periods, so two windows never differ by a few referrals; with since or until "
-        "name at most two dimensions besides period."))] = None,
+        "name at most two dimensions besides period.")), ISO_DATE] = None,
     until: Annotated[date | None, Query(description=(
-        "Referrals created before: the first day of a month (of a quarter with period=quarter)."))] = None,
+        "Referrals created before: the first day of a month (of a quarter with period=quarter).")), ISO_DATE] = None,
     purpose: access.PurposeHeader = None,
     accept: Annotated[str | None, Header(max_length=500)] = None,
 ) -> Any:

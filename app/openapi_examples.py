@@ -1,0 +1,125 @@
+"""Examples for the OpenAPI document, by operation id (app.openapi applies them).
+
+Request examples are the bodies a partner would really send in the demo network; response examples
+are written where a synthesised one (app.openapi.synthesise) would say little.  tests/platform/
+test_openapi.py validates every example against its schema, so an example cannot drift from the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+REFERRAL_ID = "ref_fhl3u_VTfk_xCAqr"
+TIME = "2026-01-15T09:30:00.069168+00:00"
+
+REFERRAL_IN: dict[str, Any] = {
+    "schema": "referral/v1",
+    "subject": {
+        "given_name": "Amira",
+        "family_name": "Example",
+        "date_of_birth": "2010-05-02",
+        "gender": "female",
+        "district": "al-mina",
+        "identifiers": [{"system": "national_id", "value": "LB-000123"}],
+    },
+    "concerns": ["online_radicalisation_exposure"],
+    "vulnerability_factors": ["social_isolation"],
+    "protective_factors": ["supportive_family"],
+    "risk_level": "medium",
+    "urgency": "priority",
+    "consent": {"status": "given", "recorded_by": "school counsellor"},
+    "requested_services": ["mentoring"],
+    "intervention_type": "individual_mentoring",
+    "narrative": "Teacher reports the pupil sharing recruitment videos in class chat.",
+}
+
+# A referral as its referring agency reads it (other agencies see the fields their view grants).
+REFERRAL_OUT: dict[str, Any] = {
+    "id": REFERRAL_ID, "schema": "referral/v1", "network": "demo-city", "referring_agency": "school-north",
+    "referring_person": None,
+    "subject": {"id": "sub_Zg1OsAKG_dy75bpV", "given_name": "Amira", "family_name": "Example",
+                "date_of_birth": "2010-05-02", "age_band": "13_15", "gender": "female", "district": "al-mina",
+                "address": None, "email": None, "phone": None, "ethnicity": None, "religion": None, "language": None,
+                "identifiers": [{"system": "national_id", "value": "LB-000123"}]},
+    "concerns": ["online_radicalisation_exposure"], "vulnerability_factors": ["social_isolation"],
+    "protective_factors": ["supportive_family"], "risk_level": "medium", "urgency": "priority",
+    "consent": {"status": "given", "legal_basis": "consent", "recorded_at": TIME, "recorded_by": "school counsellor"},
+    "requested_services": ["mentoring"], "intervention_type": "individual_mentoring",
+    "narrative": "Teacher reports the pupil sharing recruitment videos in class chat.", "do_not_contact": False,
+    "code_system": None, "original_codes": {}, "status": "submitted", "outcome": None, "assigned_agencies": [],
+    "status_history": [{"from_status": None, "status": "submitted", "at": TIME, "by_agency": "school-north",
+                        "reason": None, "outcome": None, "agencies": [], "to_network": None}],
+    "link_conflicts": [], "created_at": TIME, "updated_at": TIME,
+}
+NOTE_OUT: dict[str, Any] = {
+    "id": "note_05h5eTq8qAvfYWfW", "schema": "note/v1", "referral_id": REFERRAL_ID, "author_agency": "school-north",
+    "author_person": None, "classification": "shared", "text": "Met the family; mentoring starts next week.",
+    "supersedes": None, "superseded_by": None, "created_at": TIME,
+}
+
+REQUEST_EXAMPLES: dict[str, Any] = {
+    "issue_token": {"grant_type": "client_credentials", "client_id": "school-north-referrer",
+                    "client_secret": "s3cr3t-from-the-operator"},
+    "create_agency": {"id": "youth-club-east", "name": "East youth club", "sector": "youth_work"},
+    "create_client": {"agency_id": "youth-club-east", "name": "East youth club case system",
+                      "roles": ["referrer", "caseworker"]},
+    "create_mapping": {"mapping": "youth-club-east-local", "agency": "youth-club-east", "version": 1,
+                       "codes": {"risk_level": {"R1": "low", "R2": "medium", "R3": "high"}}},
+    "create_referral": REFERRAL_IN,
+    "transition_referral": {"to": "assigned", "agencies": ["youth-ngo-bridges"]},
+    "update_consent": {"status": "given", "recorded_by": "school counsellor"},
+    "create_note": {"classification": "shared", "text": "Met the family; mentoring starts next week."},
+    "explain_decision": {"purpose": "safeguarding_assessment", "referral_id": REFERRAL_ID},
+    "request_emergency_access": {"reason": "Credible threat reported tonight; the referring school is closed."},
+    "review_emergency_grant": {"finding": "justified", "note": "Threat confirmed by police the same night."},
+    "erase_subject": {"legal_ground": "consent_withdrawn", "reference": "DPO-2026-0042"},
+    "place_legal_hold": {"agency_id": "school-north", "reason": "Court order 2026/117: keep all records."},
+    "lift_legal_hold": {"reason": "Proceedings closed."},
+    "place_referral_legal_hold": {"reason": "Serious case review in progress."},
+    "lift_referral_legal_hold": {"reason": "Review concluded."},
+}
+
+# Where one operation answers several media types: (operation, media type) -> example.
+MEDIA_EXAMPLES: dict[tuple[str, str], Any] = {
+    ("export_audit_log", "application/x-ndjson"):
+        '{"seq": 1, "leaf": "AAEC…", "entry": {"event_type": "disclosure", "at": "2026-01-15T09:30:00Z"}}\n',
+    ("export_audit_log", "application/fhir+json"):
+        '{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "AuditEvent"}}]}',
+    ("get_statistics", "text/csv"): "period,risk_level,count,suppressed\n2026-Q1,medium,12,false\n",
+    ("get_audit_checkpoint", "text/plain"):
+        "casebridge.example/audit\n42\nqBfS1wM1cRZ5J2b8oN3m0pH0a2c9lXk7v4eTzY1uG8s=\n\n"
+        "\u2014 casebridge.example/audit Ab3xYw…\n",
+    ("get_audit_verifier_keys", "text/plain"): "casebridge.example/audit+1a2b3c4d+AY5nq0m…\n",
+}
+
+RESPONSE_EXAMPLES: dict[str, Any] = {
+    "create_referral": REFERRAL_OUT,
+    "get_referral": REFERRAL_OUT,
+    "list_referrals": {"items": [REFERRAL_OUT], "next_cursor": None},
+    "transition_referral": REFERRAL_OUT | {"status": "assigned", "assigned_agencies": ["youth-ngo-bridges"]},
+    "update_consent": REFERRAL_OUT,
+    "create_note": NOTE_OUT,
+    "list_notes": {"items": [NOTE_OUT], "next_cursor": None},
+    "get_health": {"status": "ok"},
+    "get_readiness": {"status": "ready", "checks": {"database": "ok", "migrations": "ok", "keyring": "ok"}},
+    "get_metrics": "# HELP casebridge_http_requests_total HTTP requests\n"
+                   'casebridge_http_requests_total{method="GET",route="/healthz",status="200"} 3.0\n',
+    "get_schema": {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                   "$id": "https://casebridge.example/schemas/referral/v1", "title": "Referral", "type": "object"},
+    "list_vocabularies": {"items": [{"name": "risk_level", "version": 1, "title": "Risk levels",
+                                     "description": "The network's professional judgement of the risk of harm.",
+                                     "language": "en", "url": "/v1/vocabularies/risk_level", "codes": 4}],
+                          "next_cursor": None},
+    "get_vocabulary": {"name": "risk_level", "version": 1, "title": "Risk levels",
+                       "description": "The network's professional judgement of the risk of harm.", "language": "en",
+                       "codes": [{"code": "low", "label": "Low", "rank": 1,
+                                  "definition": "Concerns are present but no sign of movement towards violence."}]},
+    "get_statistics": {"dimensions": ["risk_level"], "min_cell": 5,
+                       "cells": [{"risk_level": "medium", "count": 12}, {"risk_level": "high", "count": None,
+                                                                         "suppressed": True}],
+                       "margins": [{"dimensions": [], "cells": [{"count": 19}]}],
+                       "period": "quarter", "agreement": "national-statistics", "networks": ["demo-city"]},
+    "issue_token": {"access_token": "eyJhbGciOiJFUzI1NiIsImtpZCI6Ik…", "token_type": "Bearer", "expires_in": 900},
+    "get_me": {"client_id": "school-north-referrer", "agency": "school-north", "sector": "education",
+               "roles": ["caseworker", "referrer"], "act": None},
+}
