@@ -24,7 +24,6 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> P
     monkeypatch.setenv("CASEBRIDGE_ENV", "dev")
     monkeypatch.setenv("CASEBRIDGE_DATA_DIR", str(data))
     monkeypatch.setenv("CASEBRIDGE_DATABASE_URL", database_url)
-    monkeypatch.setenv("CASEBRIDGE_SECRET_HASH_COST", "10")
     monkeypatch.delenv("CASEBRIDGE_KEYRING_PATH", raising=False)
     return data
 

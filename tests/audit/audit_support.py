@@ -172,7 +172,6 @@ def append_in_process(args: tuple[str, str, str, int]) -> list[int]:
         keyring_path=Path(keyring_path),
         auto_migrate=False,
         seed_demo=False,
-        secret_hash_cost=10,
     )
     state = build_state(settings)
     try:

@@ -26,7 +26,6 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         keyring_path=tmp_path / "data" / "keyring.json",
         auto_migrate=False,
         seed_demo=False,
-        secret_hash_cost=10,
         checkpoint_interval_seconds=0,
     )
 

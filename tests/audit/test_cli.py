@@ -19,7 +19,6 @@ def env(monkeypatch: pytest.MonkeyPatch, service: AppState, database_url: str) -
     monkeypatch.setenv("CASEBRIDGE_DATA_DIR", str(service.settings.data_dir))
     monkeypatch.setenv("CASEBRIDGE_DATABASE_URL", database_url)
     monkeypatch.setenv("CASEBRIDGE_AUTO_MIGRATE", "false")
-    monkeypatch.setenv("CASEBRIDGE_SECRET_HASH_COST", "10")
     monkeypatch.delenv("CASEBRIDGE_KEYRING_PATH", raising=False)
     return service.settings.data_dir
 

@@ -177,7 +177,6 @@ class TestBothExportsValidate:
         monkeypatch.setenv("CASEBRIDGE_DATA_DIR", str(state.settings.data_dir))
         monkeypatch.setenv("CASEBRIDGE_DATABASE_URL", database_url)
         monkeypatch.setenv("CASEBRIDGE_AUTO_MIGRATE", "false")
-        monkeypatch.setenv("CASEBRIDGE_SECRET_HASH_COST", "10")
         monkeypatch.delenv("CASEBRIDGE_KEYRING_PATH", raising=False)
         for number, decrypt in enumerate((False, True, False)):
             out = tmp_path / f"log{number}.fhir.json"

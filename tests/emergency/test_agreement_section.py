@@ -107,7 +107,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         env="dev",  # type: ignore[arg-type]
         data_dir=tmp_path / "data", database_url=database_url, keyring_path=tmp_path / "data" / "keyring.json",
-        auto_migrate=False, seed_demo=False, secret_hash_cost=10, policies_dir=folder,
+        auto_migrate=False, seed_demo=False, policies_dir=folder,
     )
 
 

@@ -88,7 +88,6 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> P
     monkeypatch.setenv("CASEBRIDGE_ENV", "dev")
     monkeypatch.setenv("CASEBRIDGE_DATA_DIR", str(data))
     monkeypatch.setenv("CASEBRIDGE_DATABASE_URL", database_url)
-    monkeypatch.setenv("CASEBRIDGE_SECRET_HASH_COST", "10")
     monkeypatch.setenv("CASEBRIDGE_RETENTION_INTERVAL_SECONDS", "0")
     for name in ("CASEBRIDGE_KEYRING_PATH", "CASEBRIDGE_KEYRING_JSON", "CASEBRIDGE_DEBUG"):
         monkeypatch.delenv(name, raising=False)

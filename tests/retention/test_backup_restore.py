@@ -41,7 +41,6 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Settings:
     monkeypatch.setenv("CASEBRIDGE_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("CASEBRIDGE_DATABASE_URL", settings.resolved_database_url)
     monkeypatch.setenv("CASEBRIDGE_KEYRING_PATH", str(settings.resolved_keyring_path))
-    monkeypatch.setenv("CASEBRIDGE_SECRET_HASH_COST", "10")
     return settings
 
 

@@ -45,7 +45,6 @@ def retention_settings(tmp_path: Path, database_url: str, **changes: Any) -> Set
         keyring_path=tmp_path / "data" / "keyring.json",
         auto_migrate=False,
         seed_demo=False,
-        secret_hash_cost=10,
         checkpoint_interval_seconds=0,
         retention_interval_seconds=0,
         keyring_reload_seconds=0,
