@@ -279,12 +279,74 @@ def build(app: FastAPI) -> dict[str, Any]:
     for name, schema in schemas.items():
         if name not in ("Problem", "ProblemError"):
             _forbid_control(schema, TEXT_NO_CONTROL)
+    _standard_codes(schemas)
     routes = {r.operation_id: r for r in iter_route_contexts(app.routes)
               if isinstance(r.original_route, APIRoute) and r.include_in_schema}
     for path, item in spec["paths"].items():
         for operation in item.values():
             _complete(operation, routes[operation["operationId"]], path, schemas)
     return spec
+
+
+# The referral body: its codes may be an agency's own (`code_system`), checked against the agency's mapping
+# on the server; its exact per-caller schema is GET /v1/schemas/referral/{version} (app.standards.publish).
+_AGENCY_CODED = "ReferralPost"
+# Rules between fields the API checks, stated as JSON Schema where the codes are standard.
+_CONDITIONALS: dict[str, dict[str, Any]] = {
+    "ConsentUpdate": {  # app.referrals.service.update_consent
+        "if": {"properties": {"status": {"const": "given"}}, "required": ["status"]},
+        "then": {},
+        "else": {"required": ["legal_basis"], "properties": {"legal_basis": {"type": "string"}}},
+    },
+}
+
+
+def _standard_codes(schemas: dict[str, Any]) -> None:
+    """Vocabulary fields outside the referral body take exactly the vocabulary's codes (`enum`), as the API does."""
+    from app.vocabularies.catalog import vocabularies
+
+    agency_coded = _referenced(schemas, _AGENCY_CODED)
+    catalog = vocabularies()
+    for name, schema in schemas.items():
+        if name in agency_coded:
+            continue
+        for field in schema.get("properties", {}).values():
+            vocabulary = field.get("x-vocabulary")
+            if vocabulary in catalog:
+                codes = [c.code for c in catalog[vocabulary].codes]
+                for target in [field, *field.get("anyOf", [])]:
+                    if target.get("type") == "array":
+                        target["uniqueItems"] = True
+                        target = target["items"]
+                    if target.get("type") == "string":
+                        for key in ("pattern", "minLength", "maxLength"):
+                            target.pop(key, None)
+                        target["enum"] = codes
+        schema.update(copy.deepcopy(_CONDITIONALS.get(name, {})))
+
+
+def _referenced(schemas: dict[str, Any], root: str) -> set[str]:
+    """The component `root` and every component it refers to, however deep."""
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in schemas:
+            continue
+        seen.add(name)
+        todo += [ref.rsplit("/", 1)[-1] for ref in _refs(schemas[name])]
+    return seen
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:

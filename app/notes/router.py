@@ -30,7 +30,8 @@ NOTE_FIELDS = ("note.text", "note.classification", "note.author_person")
         "Adds a classified note to a referral you are involved in; it is shared as the agreements allow "
         "for its classification."
     ),
-    openapi_extra={"x-required-roles": ["caseworker", "coordinator", "referrer"], "x-case-data": True},
+    openapi_extra={"x-required-roles": ["caseworker", "coordinator", "referrer"], "x-case-data": True,
+                   "x-server-side-rules": ["`supersedes` names an earlier note on the same referral"]},
     status_code=status.HTTP_201_CREATED,
     response_model=NoteOut,
     responses={403: {"description": "Not involved in this referral"}, 404: {"description": "No such referral"}},

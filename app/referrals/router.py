@@ -80,7 +80,10 @@ def _referral_response(document: dict[str, Any], status_code: int, tag: str, **h
     openapi_extra={"x-required-roles": ["referrer"], "x-case-data": True,
                    "x-server-side-rules": ["`subject.date_of_birth` is not after today",
                                            "`code_system` is one of your agency's code mappings",
-                                           "`network` is one your agency is a party to"]},
+                                           "`network` is one your agency is a party to",
+                                           "each coded field holds a code of its vocabulary or, with `code_system`, "
+                                           "of your agency's mapping (the exact schema for your agency: "
+                                           "GET /v1/schemas/referral/{version} with your token)"]},
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralOut,
     responses={403: {"description": "Not a referrer, or a party to no agreement in force of any network"},

@@ -507,10 +507,6 @@ def update_consent(
             "Consent is recorded by the referring agency (with the referrer role) or the network's coordinator.",
             owner_agency=referral.referring_agency, subject_id=referral.subject_id, network=referral.network_id,
         )
-    if if_match is not None and if_match.strip() not in (etag(referral), "*"):
-        raise PreconditionFailed(
-            "The referral changed since you read it; read it again and retry.", etag=etag(referral)
-        )
     statuses = vocabularies()["consent_status"]
     bases = vocabularies()["legal_basis"]
     errors = []
@@ -525,6 +521,11 @@ def update_consent(
                        "type": "missing", "valid_codes": sorted(bases.codes_set)})
     if errors:
         raise InvalidInput(f"{errors[0]['path']}: {errors[0]['message']}", errors=errors)
+    # Input is judged before state: an invalid body is a 422 whatever version the caller last read.
+    if if_match is not None and if_match.strip() not in (etag(referral), "*"):
+        raise PreconditionFailed(
+            "The referral changed since you read it; read it again and retry.", etag=etag(referral)
+        )
     referral.consent = {
         "status": data.status,
         "legal_basis": data.legal_basis or "consent",
