@@ -448,6 +448,8 @@ def _error_codes(
     codes |= {400, 422}
     if dependant.body_params:
         codes.add(413)
+    if any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])):
+        codes.add(409)  # app.idempotency: the key reused for another request, or still in flight
     if secured or calls & {get_session, get_read_session, state_dependency}:
         codes.add(503)
     return codes

@@ -257,7 +257,12 @@ def list_referrals(
         "referral's current status allows it and you play the role the transition needs; send the `ETag` "
         "in `If-Match`. The reply shows what `X-Purpose` grants you, else a receipt."
     ),
-    openapi_extra={"x-case-data": True},
+    openapi_extra={"x-case-data": True,
+                   "x-server-side-rules": ["`agencies` (registered agencies) only and always for `assigned`",
+                                           "`outcome` only and always for `closed`",
+                                           "`reason` for `declined`, `withdrawn` and `transferred`",
+                                           "`to_network` only and always for `transferred`, a network the "
+                                           "referral may move to"]},
     response_model=ReferralOut,
     response_model_exclude_unset=True,
     responses={

@@ -369,7 +369,8 @@ class ReferralPage(BaseModel):
 class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: Annotated[str, StringConstraints(max_length=40)] = Field(
-        description="Target status (`referral_status` vocabulary)."
+        description="Target status (`referral_status` vocabulary).",
+        json_schema_extra={"x-vocabulary": "referral_status"},
     )
     reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
     agencies: Annotated[list[AgencyId], Field(max_length=20)] = Field(

@@ -392,16 +392,17 @@ def transition(
     access.authorize_change(policies, principal, referral, now.date(), action="Moving this referral",
                             needs=frozenset({"owner", "referrer", "assigned", "coordinator"}))
     actors = _actors(policies, principal, referral)
-    if if_match is not None and if_match.strip() not in (etag(referral), "*"):
-        raise PreconditionFailed(
-            "The referral changed since you read it; read it again and retry.", etag=etag(referral)
-        )
     statuses = vocabularies()["referral_status"].codes_set
     if data.to not in statuses:
         raise InvalidInput(
-            f"{data.to!r} is not a referral status.",
+            "$.to: not a referral status.",
             errors=[{"path": "$.to", "message": "unknown status", "type": "unknown_code",
                      "valid_codes": sorted(statuses)}],
+        )
+    # Input is judged before state: an invalid body is a 422 whatever version the caller last read.
+    if if_match is not None and if_match.strip() not in (etag(referral), "*"):
+        raise PreconditionFailed(
+            "The referral changed since you read it; read it again and retry.", etag=etag(referral)
         )
     source, target = Status(referral.status), Status(data.to)
     if target not in allowed_targets(source):

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.config import SchemathesisConfig
 from schemathesis.python.asgi import ASGIClient
-from support.referrals import referral_body
+from support.referrals import PURPOSE, referral_body
 
 from app.main import create_app
 
@@ -168,5 +168,22 @@ def test_stateful_links_create_then_read(
             suppress_health_check=list(HealthCheck), database=None,
         ))
     # The links were followed: referrals created, then read and acted on by the id the creation returned.
-    assert {"POST /v1/referrals", "GET /v1/referrals/{referral_id}"} <= called, called
+    # Which links the machine takes is its own choice (seeded); that it took some from the creation is not.
+    followed = {op for op in called if op.startswith(("GET /v1/referrals/{referral_id}", "POST /v1/referrals/{"))}
+    assert "POST /v1/referrals" in called and len(followed) >= 2, called
+
+
+def test_links_from_a_creation_resolve(app_client: TestClient, tokens: dict[str, str]) -> None:
+    """Each link of POST /v1/referrals, followed as the document says, reaches the referral just created."""
+    referrer = {"Authorization": f"Bearer {tokens['referrer']}"}
+    created = app_client.post("/v1/referrals", json=referral_body(), headers=referrer)
+    assert created.status_code == 201, created.text
+    links = DOCUMENT["paths"]["/v1/referrals"]["post"]["responses"]["201"]["links"]
+    assert {"get_referral", "list_notes", "create_note", "transition_referral", "update_consent"} <= set(links)
+    assert all(link["parameters"] == {"referral_id": "$response.body#/id"} for link in links.values())
+    # The read link, followed: the id the body names is the referral (its owner reads it for case work).
+    read = app_client.get(f"/v1/referrals/{created.json()['id']}",
+                          headers={**referrer, **PURPOSE})
+    assert read.status_code == 200, read.text
+    assert read.json()["id"] == created.json()["id"]
 
