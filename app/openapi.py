@@ -23,8 +23,9 @@ from app.agencies.schemas import Role
 from app.auth.principal import ROLE_CHECKS, current_principal, token_caller
 from app.errors import PROBLEM_BASE, PROBLEM_JSON
 from app.openapi_examples import MEDIA_EXAMPLES, REQUEST_EXAMPLES, RESPONSE_EXAMPLES
-from app.standards import formats
+from app.standards import formats, publish
 from app.state import get_read_session, get_session, state_dependency
+from app.vocabularies.catalog import vocabularies
 
 SECURITY_SCHEME = "OAuth2"
 ALL_ROLES = tuple(r.value for r in Role)
@@ -291,38 +292,22 @@ def build(app: FastAPI) -> dict[str, Any]:
 # The referral body: its codes may be an agency's own (`code_system`), checked against the agency's mapping
 # on the server; its exact per-caller schema is GET /v1/schemas/referral/{version} (app.standards.publish).
 _AGENCY_CODED = "ReferralPost"
-# Rules between fields the API checks, stated as JSON Schema where the codes are standard.
-_CONDITIONALS: dict[str, dict[str, Any]] = {
-    "ConsentUpdate": {  # app.referrals.service.update_consent
-        "if": {"properties": {"status": {"const": "given"}}, "required": ["status"]},
-        "then": {},
-        "else": {"required": ["legal_basis"], "properties": {"legal_basis": {"type": "string"}}},
-    },
-}
+# Consent updates name standard codes only: app.referrals.service.update_consent applies the legal-basis rule.
+_CONSENT_UPDATE = "ConsentUpdate"
 
 
 def _standard_codes(schemas: dict[str, Any]) -> None:
     """Vocabulary fields outside the referral body take exactly the vocabulary's codes (`enum`), as the API does."""
-    from app.vocabularies.catalog import vocabularies
-
     agency_coded = _referenced(schemas, _AGENCY_CODED)
-    catalog = vocabularies()
+    known = set(vocabularies())
     for name, schema in schemas.items():
         if name in agency_coded:
             continue
-        for field in schema.get("properties", {}).values():
-            vocabulary = field.get("x-vocabulary")
-            if vocabulary in catalog:
-                codes = [c.code for c in catalog[vocabulary].codes]
-                for target in [field, *field.get("anyOf", [])]:
-                    if target.get("type") == "array":
-                        target["uniqueItems"] = True
-                        target = target["items"]
-                    if target.get("type") == "string":
-                        for key in ("pattern", "minLength", "maxLength"):
-                            target.pop(key, None)
-                        target["enum"] = codes
-        schema.update(copy.deepcopy(_CONDITIONALS.get(name, {})))
+        for field, node in schema.get("properties", {}).items():
+            if node.get("x-vocabulary") in known:
+                publish.standard_codes(schema, field, node["x-vocabulary"])
+    if _CONSENT_UPDATE in schemas:
+        publish.require_legal_basis(schemas[_CONSENT_UPDATE], ["given"])
 
 
 def _referenced(schemas: dict[str, Any], root: str) -> set[str]:

@@ -382,6 +382,14 @@ class Before:
     network_id: str
 
 
+def _unchanged_since_read(referral: Referral, if_match: str | None) -> None:
+    """`If-Match`, when sent, names the version the caller last read (or `*`)."""
+    if if_match is not None and if_match.strip() not in (etag(referral), "*"):
+        raise PreconditionFailed(
+            "The referral changed since you read it; read it again and retry.", etag=etag(referral)
+        )
+
+
 def transition(
     session: Session, policies: PolicySet, principal: Principal, referral_id: str, data: TransitionIn,
     if_match: str | None, now: datetime, *, crypto: Crypto, retention: retention_dates.RetentionRules | None = None,
@@ -399,11 +407,7 @@ def transition(
             errors=[{"path": "$.to", "message": "unknown status", "type": "unknown_code",
                      "valid_codes": sorted(statuses)}],
         )
-    # Input is judged before state: an invalid body is a 422 whatever version the caller last read.
-    if if_match is not None and if_match.strip() not in (etag(referral), "*"):
-        raise PreconditionFailed(
-            "The referral changed since you read it; read it again and retry.", etag=etag(referral)
-        )
+    _unchanged_since_read(referral, if_match)  # after the body: bad input is a 422 whatever was read
     source, target = Status(referral.status), Status(data.to)
     if target not in allowed_targets(source):
         raise Conflict(
@@ -522,11 +526,7 @@ def update_consent(
                        "type": "missing", "valid_codes": sorted(bases.codes_set)})
     if errors:
         raise InvalidInput(f"{errors[0]['path']}: {errors[0]['message']}", errors=errors)
-    # Input is judged before state: an invalid body is a 422 whatever version the caller last read.
-    if if_match is not None and if_match.strip() not in (etag(referral), "*"):
-        raise PreconditionFailed(
-            "The referral changed since you read it; read it again and retry.", etag=etag(referral)
-        )
+    _unchanged_since_read(referral, if_match)  # after the body: bad input is a 422 whatever was read
     referral.consent = {
         "status": data.status,
         "legal_basis": data.legal_basis or "consent",

@@ -190,13 +190,22 @@ def _legal_basis_rule(root: dict[str, Any], version: SchemaVersion, given: Seque
     if version.consent is None:
         return
     node = _find(root, version.consent)
-    if node is None:
-        return
-    _object(node).update({
+    if node is not None:
+        require_legal_basis(_object(node), given)
+
+
+def require_legal_basis(consent: dict[str, Any], given: Sequence[str]) -> None:
+    """On a consent object's schema: `legal_basis` is required unless `status` is one of `given`."""
+    consent.update({
         "if": {"properties": {"status": {"enum": list(given)}}, "required": ["status"]},
         "then": {},
         "else": {"required": ["legal_basis"], "properties": {"legal_basis": {"type": "string"}}},
     })
+
+
+def standard_codes(schema: dict[str, Any], field: str, vocabulary: str) -> None:
+    """On an object's schema: `field` takes exactly the vocabulary's standard codes, labelled."""
+    _set_codes(schema, (field,), _standard_options(vocabulary))
 
 
 def _standard(version: SchemaVersion, base: dict[str, Any]) -> dict[str, Any]:
