@@ -1,32 +1,68 @@
 # Two commands do everything on a fresh machine with Python 3.11+ and make:
 #   make run    start the service on http://127.0.0.1:8000 (SQLite, keys and demo network on first run)
-#   make test   run the whole test suite
+#   make test   run the whole test suite (in parallel: PYTEST_WORKERS=0 runs it in one process)
+# Dependencies come from the lock files in requirements/ (exact versions, with hashes): `make run`
+# installs requirements/runtime.txt only, `make test` and `make lint` requirements/dev.txt. Each is
+# installed once and again when its lock file (or the package definition) changes. The installer is uv
+# (pinned in requirements/tools.txt, kept in .venv/tools): it installs a lock file in seconds.
+# `make lock` regenerates the lock files from pyproject.toml, keeping today's pins;
+# `make lock LOCK_ARGS=--upgrade` moves them all, `make lock LOCK_ARGS='--upgrade-package fastapi'` one.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+TOOLS := $(VENV)/tools
+UV := $(TOOLS)/bin/uv
+UV_INSTALL := $(UV) pip install --quiet --python $(BIN)/python
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+PACKAGE := pyproject.toml $(wildcard setup.py)
+PYTEST_WORKERS ?= auto
+TEST_TMP := $(if $(wildcard /dev/shm/.),PYTEST_DEBUG_TEMPROOT=/dev/shm)
+PYTEST_ARGS ?=
+LOCK_FLAGS := --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes \
+	--custom-compile-command 'make lock'
 
-.PHONY: run test openapi lint bench clean
+.PHONY: run test openapi lint lock clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "CaseBridge needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
 
-run: $(STAMP)
+$(UV): requirements/tools.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps --upgrade \
+		--target $(TOOLS) -r requirements/tools.txt
+	@touch $@
+
+$(RUNTIME_STAMP): requirements/runtime.txt $(PACKAGE) | $(UV)
+	$(UV_INSTALL) --require-hashes -r requirements/runtime.txt
+	$(UV_INSTALL) --no-deps -e .
+	@touch $@
+
+$(DEV_STAMP): requirements/dev.txt $(PACKAGE) | $(UV)
+	$(UV_INSTALL) --require-hashes -r requirements/dev.txt
+	$(UV_INSTALL) --no-deps -e .
+	@touch $@
+
+run: $(RUNTIME_STAMP)
 	$(BIN)/casebridge serve
 
-test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# In parallel (pytest-xdist, one worker per core, tests/conftest.py orders and groups them); temporary
+# files on tmpfs where there is one (SQLite commits there do not wait for a disk).
+test: $(DEV_STAMP)
+	$(TEST_TMP) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
-openapi: $(STAMP)
+openapi: $(RUNTIME_STAMP)
 	$(BIN)/casebridge openapi --output openapi.yaml
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check app tests bench
 	$(BIN)/mypy app
+
+# dev.txt is resolved first; runtime.txt is its runtime part, at the same versions.
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --extra dev $(LOCK_FLAGS) $(LOCK_ARGS) -o requirements/dev.txt
+	$(UV) pip compile pyproject.toml -c requirements/dev.txt $(LOCK_FLAGS) -o requirements/runtime.txt
+	$(UV) pip compile requirements/tools.in $(LOCK_FLAGS) $(LOCK_ARGS) -o requirements/tools.txt
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, make_url, text
+from sqlalchemy.pool import NullPool
 from support.referrals import COORDINATOR, REFERRER, referral_body
 from support.schemas import accepted_referrals_match_the_schema
 
@@ -31,6 +32,39 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "CASEBRIDGE_TEST_REQUIRE_POSTGRES=1 but CASEBRIDGE_TEST_POSTGRES_URL is not set"
         )
+    config.addinivalue_line("markers", "xdist_group(name): run on the one pytest-xdist worker of that group")
+
+
+# pytest-xdist (`make test` runs `-n auto --dist loadgroup`).  Modules whose tests start several
+# processes of their own (multi-worker servers, a wheel's venv, the README's shell blocks) run one at a
+# time on one worker: side by side they would oversubscribe the two cores and hit their timeouts.  A
+# module may also mark itself: `pytestmark = pytest.mark.xdist_group("processes")`.
+PROCESS_HEAVY_MODULES = frozenset({
+    "platform/test_wheel.py",
+    "platform/test_concurrent_start.py",
+    "platform/test_readme_blocks.py",
+    "platform/test_graceful_shutdown.py",
+    "platform/test_metrics_multiprocess.py",
+})
+# The longest tests start first, so the parallel run does not end with one worker still on one of
+# them while the other idles (measured: each takes minutes where most take under a second).
+LONGEST_FIRST = ("bola/test_matrix.py::test_bola_matrix", "contract/test_schemathesis.py::test_stateful")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def where(item: pytest.Item) -> str:
+        return item.nodeid.removeprefix("tests/")
+
+    for item in items:
+        if where(item).split("::", 1)[0] in PROCESS_HEAVY_MODULES and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+    def rank(item: pytest.Item) -> int:
+        if where(item).startswith(LONGEST_FIRST):
+            return 0
+        return 1 if item.get_closest_marker("xdist_group") else 2
+
+    items.sort(key=rank)  # stable: the order within each rank is the collection order
 
 
 @pytest.fixture(scope="session")
@@ -45,30 +79,67 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _worker_database(url: str) -> str | None:
+    """Under pytest-xdist, this worker's own database: `<db>_gw0`, `<db>_gw1` … (None in one process)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"{make_url(url).database}_{worker}" if worker else None
+
+
 @pytest.fixture(scope="session")
 def postgres_engine() -> Iterator[Engine]:
+    """This process's migrated PostgreSQL database: CASEBRIDGE_TEST_POSTGRES_URL's, or under pytest-xdist
+    one per worker, created beside it on the same server and dropped at the end."""
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL tests need CASEBRIDGE_TEST_POSTGRES_URL")
-    engine = make_engine(POSTGRES_URL)
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
-        with engine.connect() as conn:
+        with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001
         if REQUIRE_POSTGRES:
             pytest.fail(f"PostgreSQL at CASEBRIDGE_TEST_POSTGRES_URL is not reachable: {exc}")
         pytest.skip("PostgreSQL is not reachable")
+    url = make_url(POSTGRES_URL)
+    own = _worker_database(POSTGRES_URL)
+    with admin.connect() as conn:
+        if own:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{own}"'))
+            url = url.set(database=own)
+        # A test database: a commit need not wait for its WAL to reach the disk (what sessions see is the same).
+        conn.execute(text(f'ALTER DATABASE "{url.database}" SET synchronous_commit = off'))
+    engine = make_engine(url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     migrate.upgrade(engine)
     yield engine
     engine.dispose()
+    if own:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
+    admin.dispose()
 
 
-def _truncate_all(engine: Engine) -> None:
+def _reset(engine: Engine) -> None:
+    """Empty the tables that hold rows and restart the sequences: the freshly migrated database again.
+
+    (TRUNCATE of every table, most of them empty, cost more than many a test.)"""
     tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
-    if tables:
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    if not tables:
+        return
+    holding_rows = " UNION ALL ".join(
+        f"SELECT '{t}' FROM (SELECT FROM \"{t}\" LIMIT 1) AS x" for t in tables  # noqa: S608 - the schema's names
+    )
+    with engine.begin() as conn:
+        used = conn.execute(text(holding_rows)).scalars().all()
+        if used:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in used) + " CASCADE"))
+        sequences = conn.execute(text(
+            "SELECT quote_ident(sequencename) FROM pg_sequences"
+            " WHERE schemaname = 'public' AND last_value IS NOT NULL"
+        )).scalars().all()
+        for sequence in sequences:
+            conn.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -81,9 +152,8 @@ def database_url(
         yield f"sqlite:///{path}"
         return
     engine: Engine = request.getfixturevalue("postgres_engine")
-    _truncate_all(engine)
+    _reset(engine)  # before the test; the next test's reset clears up after it
     yield engine.url.render_as_string(hide_password=False)
-    _truncate_all(engine)
 
 
 @pytest.fixture

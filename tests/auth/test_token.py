@@ -235,21 +235,27 @@ class TestTokenVerification:
 
     @pytest.mark.parametrize(
         "changes",
+        # Functions of the current time, called when the test runs (not at collection: a long run must not
+        # see "not yet valid" become valid).
         [
-            {"exp": int(time.time()) - 10},
-            {"nbf": int(time.time()) + 600},
-            {"iss": "someone-else"},
-            {"aud": "another-api"},
-            {"exp": None},
-            {"aud": None},
-            {"roles": "coordinator"},
+            lambda now: {"exp": now - 10},
+            lambda now: {"nbf": now + 600},
+            lambda now: {"iss": "someone-else"},
+            lambda now: {"aud": "another-api"},
+            lambda now: {"exp": None},
+            lambda now: {"aud": None},
+            lambda now: {"roles": "coordinator"},
         ],
         ids=["expired", "not-yet-valid", "wrong-iss", "wrong-aud", "no-exp", "no-aud", "roles-not-list"],
     )
     def test_bad_claims(
-        self, app_client: TestClient, state: AppState, demo: dict[str, Any], changes: dict[str, Any]
+        self,
+        app_client: TestClient,
+        state: AppState,
+        demo: dict[str, Any],
+        changes: Callable[[int], dict[str, Any]],
     ) -> None:
-        assert self._call(app_client, _forge(state, **changes)) == 401
+        assert self._call(app_client, _forge(state, **changes(int(time.time())))) == 401
 
     @pytest.mark.parametrize(
         "authorization", ["", "Bearer", "Bearer ", "Bearer not.a.jwt", "Basic Zm9vOmJhcg==", "Bearer a.b"]
