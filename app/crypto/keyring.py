@@ -218,13 +218,26 @@ class Keyring:
         try:
             text = path.read_text()
         except OSError as exc:
-            raise KeyringError(f"cannot read keyring at {path}: {exc.strerror}") from None
+            hint = ""
+            if isinstance(exc, PermissionError):
+                uid, gid = os.geteuid(), os.getegid()
+                hint = (f"; this process runs as uid {uid} gid {gid}: make the file owned by uid {uid} (mode 0600),"
+                        f" or mode 0640 with a group of this process (a secret mounted with uid/gid/mode,"
+                        f" or `docker run --group-add <the file's gid>`); see docs/deploy.md")
+            raise KeyringError(f"cannot read keyring at {path}: {exc.strerror}{hint}") from None
         return cls.from_json(text)
 
 
 def file_is_private(path: Path) -> bool:
-    mode = path.stat().st_mode
-    return not (mode & (stat.S_IRWXG | stat.S_IRWXO))
+    """Nobody else may read it: no bits for others, and the group may only read, and only a group of this process.
+
+    Group-readable (0640) is how a secret owned by root reaches a service that does not run as root
+    (a Kubernetes fsGroup, a Docker secret with gid, `--group-add`).
+    """
+    info = path.stat()
+    if info.st_mode & stat.S_IRWXO or info.st_mode & (stat.S_IWGRP | stat.S_IXGRP):
+        return False
+    return not info.st_mode & stat.S_IRGRP or info.st_gid in {os.getegid(), *os.getgroups()}
 
 
 def open_keyring(
@@ -240,7 +253,8 @@ def open_keyring(
     elif path.exists():
         if not file_is_private(path):
             if strict:
-                raise KeyringError(f"keyring {path} is readable by group or others; chmod 600 it")
+                raise KeyringError(f"keyring {path} is open to others; chmod 600 it"
+                                   " (or 640 with a group of the service: see docs/deploy.md)")
             os.chmod(path, 0o600)
             notices.append(f"keyring {path} was readable by others; permissions set to 0600")
         keyring = Keyring.load(path)

@@ -17,12 +17,12 @@ from pydantic import (
 )
 from sqlalchemy.orm import Session
 
-from app.config import REPO_ROOT
 from app.errors import Conflict, InvalidInput
+from app.shipped import shipped
 from app.vocabularies.catalog import vocabularies
 from app.vocabularies.models import CodeMapping
 
-MAPPINGS_DIR = REPO_ROOT / "policies" / "mappings"
+MAPPINGS_DIR = shipped("policies") / "mappings"
 MappingId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")]
 LocalCode = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
@@ -84,9 +84,22 @@ def load_mapping_files(directory: Path = MAPPINGS_DIR) -> dict[str, MappingIn]:
     return found
 
 
-@cache
+_directory: Path = MAPPINGS_DIR
+
+
+def use_directory(directory: Path) -> None:
+    """Mapping files come from the configured policies directory's mappings/ (prod: never the demo's)."""
+    global _directory
+    _directory = directory
+
+
 def file_mappings() -> dict[str, MappingIn]:
-    return load_mapping_files()
+    return _mapping_files_in(_directory)
+
+
+@cache
+def _mapping_files_in(directory: Path) -> dict[str, MappingIn]:
+    return load_mapping_files(directory)
 
 
 def register(session: Session, mapping: MappingIn) -> MappingOut:
