@@ -6,8 +6,9 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,13 +53,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, *, threads: int = 8, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, threads: int = 8, writer_wait_seconds: float | None = None,
+                **kwargs: Any) -> Engine:
     """An engine tuned for the backend: SQLite in WAL mode with foreign keys, or PostgreSQL.
 
     ``threads``: the worker threads that may each hold a connection at once; the pool is
     sized so they never wait for one (background jobs get the overflow).
+    ``writer_wait_seconds`` (SQLite): how long a write waits for its turn before it fails as busy.
+    Statement errors never quote their parameters (they may be case data or secrets).
     """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
+        path = _sqlite_path(url)
+        if path is not None:
+            create_private_file(path)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=threads, max_overflow=8, **kwargs
@@ -95,7 +103,7 @@ def make_engine(url: str, *, threads: int = 8, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("PRAGMA query_only=OFF")
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-        writers = WriterQueue(_sqlite_path(url))
+        writers = WriterQueue(path, writer_wait_seconds)
         _release_after_end(engine.dialect, writers)
 
         @event.listens_for(engine, "checkin")
@@ -118,6 +126,14 @@ def make_engine(url: str, *, threads: int = 8, **kwargs: Any) -> Engine:
                          max_overflow=max(threads - 10, 0) + 4, **kwargs)
 
 
+class WriterBusy(OperationalError):
+    """A write did not get its turn within the configured wait: nothing was written; 503, retry."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+            f"database is locked: no writer turn within {waited:g} s"))
+
+
 class WriterQueue:
     """Writers to one SQLite file wait their turn here, not in SQLite's busy handler.
 
@@ -126,27 +142,41 @@ class WriterQueue:
     Here a writer blocks on a process-wide mutex, then on an flock(2) of a file beside the
     database shared by every process, and is woken the moment the holder's connection goes
     back to the pool.  SQLite's own lock still guards correctness; this only orders the queue.
-    A thread that already writes on one connection and asks for a second write would wait on
-    itself: after the busy timeout it fails, as SQLite would.
+
+    The wait is bounded (``wait_seconds``, CASEBRIDGE_SQLITE_WRITER_WAIT_SECONDS): a writer
+    that does not get its turn in time fails with WriterBusy before it has written anything,
+    and the request answers 503 with Retry-After.  flock(2) has no timeout, so a contended
+    flock is taken by a helper thread while the writer waits on a condition with a deadline;
+    a grant nobody waits for any more is handed straight back.  A thread that already writes
+    on one connection and asks for a second write would wait on itself: it fails the same way.
     """
 
-    TIMEOUT_SECONDS = 30.0
+    TIMEOUT_SECONDS = 5.0
+    """The wait when the engine was given none."""
     _HELD = "casebridge_writer"
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, wait_seconds: float | None = None) -> None:
         self._mutex = threading.Lock()
         self._fd: int | None = None
         self._path = f"{path}-writers.lock" if path else None
+        self._wait = wait_seconds
+        self._flock_state = threading.Condition()
+        self._flock_pending = False  # a helper thread is blocked in flock(2) for this process
+        self._flock_wanted = False  # the mutex holder waits for that helper's grant
+        self._flock_granted = False
 
     def acquire(self, info: dict[str, Any]) -> None:
         if self._path is None or info.get(self._HELD):
             return
-        if not self._mutex.acquire(timeout=self.TIMEOUT_SECONDS):
-            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+        wait = self.TIMEOUT_SECONDS if self._wait is None else self._wait
+        deadline = time.monotonic() + wait
+        if not self._mutex.acquire(timeout=wait):
+            raise WriterBusy(wait)
         try:
             if self._fd is None:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if not self._flock(self._fd, deadline):
+                raise WriterBusy(wait)
         except BaseException:
             self._mutex.release()
             raise
@@ -160,6 +190,42 @@ class WriterQueue:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._mutex.release()
+
+    def _flock(self, fd: int, deadline: float) -> bool:
+        """Take the file lock by the deadline (the caller holds the mutex); False if not."""
+        with self._flock_state:
+            if not self._flock_pending:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    pass
+                self._flock_pending = True
+                threading.Thread(target=self._flock_blocking, args=(fd,), name="casebridge-writer-turn",
+                                 daemon=True).start()
+            self._flock_wanted = True
+            try:
+                granted = self._flock_state.wait_for(lambda: self._flock_granted,
+                                                     max(0.0, deadline - time.monotonic()))
+            finally:
+                self._flock_wanted = False
+            self._flock_granted = False
+            return granted
+
+    def _flock_blocking(self, fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            with self._flock_state:
+                self._flock_pending = False
+            return
+        with self._flock_state:
+            self._flock_pending = False
+            if self._flock_wanted:
+                self._flock_granted = True
+                self._flock_state.notify_all()
+            else:  # the writer gave up meanwhile: let the other processes' writers go on
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _release_after_end(dialect: Dialect, writers: WriterQueue) -> None:
@@ -192,6 +258,18 @@ def _release_after_end(dialect: Dialect, writers: WriterQueue) -> None:
 
     dialect.do_commit = do_commit  # type: ignore[method-assign]
     dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+
+def create_private_file(path: str) -> None:
+    """Create a database file readable by its owner only, before SQLite opens it.
+
+    SQLite creates its -wal and -shm files with the database file's mode, so these are 0600
+    too.  An existing file keeps the mode it has (an operator may have chosen it).
+    """
+    if path.startswith("file:"):
+        return
+    with suppress(OSError):  # exists already, or cannot be made: SQLite says why when it opens it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_path(url: str) -> str | None:

@@ -17,6 +17,10 @@ revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+# True only for an expand migration: the previous release's code still works on the schema after it
+# (it adds nullable columns or new tables; it drops, renames and tightens nothing). That release
+# then stays ready during a rolling upgrade (docs/upgrades.md).
+compatible_with_previous = False
 
 
 def upgrade() -> None:

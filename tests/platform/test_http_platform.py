@@ -128,7 +128,7 @@ class TestHealth:
         self, app_client: TestClient, state: AppState
     ) -> None:
         with state.engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = 'behind'"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))  # an older revision
         response = app_client.get("/readyz")
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
