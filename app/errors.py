@@ -237,5 +237,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "unhandled error",
             extra={"error_type": type(exc).__name__, "trace": traceback.format_tb(exc.__traceback__)},
         )
+        # Answered outside the request middleware (Starlette's ServerErrorMiddleware): name the request here.
+        request_id = getattr(request.state, "request_id", None)
         return problem(500, "Internal server error", "The request failed; nothing was disclosed.",
-                       request=request)
+                       request=request, headers={"X-Request-ID": request_id} if request_id else None)

@@ -1,36 +1,96 @@
-"""Request ids, body limits, control characters refused, one JSON log line per request, and metrics."""
+"""Request ids, trace context, body limits, control characters refused, JSON logs, and metrics."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import secrets
 import sys
+import threading
 import time
 import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import edges
+from app import __version__, edges, metrics
 from app.errors import PROBLEM_JSON
 
+SERVICE = "casebridge"
 log = logging.getLogger("casebridge.access")
+lifecycle_log = logging.getLogger("casebridge.lifecycle")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# W3C Trace Context: version-traceid-parentid-flags, lowercase hex; version ff is invalid.
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    trace_id: str
+    span_id: str  # this server's span for the request
+    flags: str
+
+    @property
+    def traceparent(self) -> str:
+        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+
+
+_draining = threading.Event()
+_request_id: ContextVar[str | None] = ContextVar("casebridge_request_id", default=None)
+_trace: ContextVar[TraceContext | None] = ContextVar("casebridge_trace", default=None)
+
+
+def start_draining() -> None:
+    """From now on every response closes its connection (app.serving, on SIGTERM)."""
+    _draining.set()
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled here (None outside a request)."""
+    return _request_id.get()
+
+
+def trace_context(header: str | None) -> TraceContext:
+    """The incoming trace continued with a new span, or a new trace if the header is absent or invalid."""
+    if header is not None:
+        match = _TRACEPARENT.match(header.strip())
+        if match is not None:
+            version, trace_id, parent_id, flags, rest = match.groups()
+            valid = (version != "ff" and (version != "00" or rest is None)
+                     and trace_id != "0" * 32 and parent_id != "0" * 16)
+            if valid:
+                return TraceContext(trace_id, secrets.token_hex(8), flags)
+    return TraceContext(secrets.token_hex(16), secrets.token_hex(8), "00")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; only what callers put in `extra`, never exception text."""
+    """One JSON object per line; only what callers put in `extra`, never exception text.
+
+    Every line carries an RFC 3339 UTC time in milliseconds, the service and its version, and,
+    while a request is handled, its request id and trace id (context variables).
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
             "level": record.levelname.lower(),
+            "service": SERVICE,
+            "version": __version__,
+            "pid": record.process,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id, trace = _request_id.get(), _trace.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        if trace is not None:
+            entry["trace_id"], entry["span_id"] = trace.trace_id, trace.span_id
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
@@ -38,26 +98,35 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for our loggers and the server's (uvicorn's, which never logs a request)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("casebridge")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    for name in ("casebridge", "uvicorn"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def log_worker_started(database_url: str) -> None:
+    lifecycle_log.info("worker started", extra={"pid": os.getpid(), "database": database_kind(database_url)})
+
+
+def log_worker_stopped() -> None:
+    lifecycle_log.info("worker stopped", extra={"pid": os.getpid()})
+
+
+def database_kind(url: str) -> str:
+    """``sqlite`` or ``postgresql``: the URL's backend, never its host, user or password."""
+    return url.split(":", 1)[0].split("+", 1)[0]
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "casebridge_http_requests_total", "HTTP requests", ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "casebridge_http_request_duration_seconds", "HTTP request duration", ["method", "route"],
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-        )
+    """The HTTP series (app.metrics holds them, shared by every app in the process)."""
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        metrics.observe_request(method, route, status, seconds)
 
 
 class BodyTooLarge(Exception):
@@ -79,6 +148,11 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        trace = trace_context(_header(scope, b"traceparent"))
+        # Set, not reset: each request runs in a task of its own, and the unhandled-error line
+        # (app.errors, logged outside this middleware) must still carry them.
+        _request_id.set(request_id)
+        _trace.set(trace)
         status = 500
         response_started = False
         overflow = False
@@ -95,8 +169,13 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in (b"x-request-id", b"traceparent")]
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"traceparent", trace.traceparent.encode()))
+                if _draining.is_set():
+                    headers = [(k, v) for k, v in headers if k.lower() != b"connection"]
+                    headers.append((b"connection", b"close"))
                 message["headers"] = headers
             await send(message)
 
@@ -124,8 +203,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope.get("method", "")
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.duration.labels(method, route).observe(elapsed)
+            self.metrics.observe(method, route, status, elapsed)
             log.info(
                 "request",
                 extra={
@@ -159,12 +237,16 @@ class RequestContextMiddleware:
         return True
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
-        if key == b"x-request-id":
-            candidate = value.decode("latin-1")
-            return candidate if _REQUEST_ID.match(candidate) else None
+        if key == name:
+            return str(value.decode("latin-1"))
     return None
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    candidate = _header(scope, b"x-request-id")
+    return candidate if candidate is not None and _REQUEST_ID.match(candidate) else None
 
 
 def _declared_length(scope: Scope) -> int:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import metrics
 from app.audit import store
 from app.audit.merkle import EMPTY_ROOT, node_hash
 from app.audit.models import AuditCheckpoint
@@ -144,7 +145,9 @@ class Checkpointer(Periodic):
 
     def sign_now(self) -> StoredCheckpoint:
         with transaction(self.sessions) as session:
-            return sign_if_grown(session.connection(), self.signer)
+            signed = sign_if_grown(session.connection(), self.signer)
+        metrics.checkpoint_signed(signed.signed_at.timestamp())
+        return signed
 
 
 def _signing_failed(exc: Exception) -> None:

@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.audit.events import AuditEvent
 
 MAX_BATCH = 1024
@@ -98,8 +99,10 @@ class GroupCommitter:
             batch, self._queue = self._take_batch()
             self._last_batch = len(batch)
         try:
+            started = time.monotonic()
             with Session(self.engine) as session, session.begin():
                 seqs = self.write(session, [e for p in batch for e in p.events], batch[0].now)
+            metrics.observe_audit_batch(len(seqs), time.monotonic() - started)
             start = 0
             for p in batch:
                 p.seqs = seqs[start : start + len(p.events)]
@@ -171,8 +174,10 @@ class AsyncGroupCommitter:
 
     def _commit(self, batch: list[tuple[list[AuditEvent], datetime | None, asyncio.Future[list[int]]]]) -> None:
         try:
+            started = time.monotonic()
             with Session(self.engine) as session, session.begin():
                 seqs = self.write(session, [e for events, _, _ in batch for e in events], batch[0][1])
+            metrics.observe_audit_batch(len(seqs), time.monotonic() - started)
         except BaseException as exc:  # noqa: BLE001 - every caller of the batch must see it
             for _, _, future in batch:
                 _settle(future, error=exc)

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.audit import merkle, store
 from app.audit.checkpoints import CheckpointSigner
 from app.audit.events import AuditEvent, InvalidEvent, check_event, encode_details
@@ -115,7 +116,9 @@ class AuditLog:
             return []
         try:
             prepared = [self._prepare(event) for event in batch]
-            return self._write(session.connection(), prepared, now)
+            seqs = self._write(session.connection(), prepared, now)
+            metrics.count_audit_events(batch)
+            return seqs
         except AuditUnavailable:
             raise
         except InvalidEvent as exc:

@@ -7,6 +7,7 @@ import os
 import threading
 from pathlib import Path
 
+from app import metrics
 from app.crypto.keyring import Keyring, KeyringError, file_is_private
 from app.periodic import Periodic
 
@@ -53,6 +54,7 @@ class KeyringFile:
             except KeyringError as exc:
                 # Keep serving with the keys held; the next change is tried again.
                 log.error("keyring reload refused", extra={"reason": str(exc)})
+                metrics.keyring_reloaded(ok=False)
                 self._seen = current
                 return False
             held = {e.id for e in self.keyring.entries}
@@ -62,6 +64,7 @@ class KeyringFile:
             self.keyring.replace(fresh.entries)
             self._seen = current
         log.info("keyring reloaded", extra={"keys": len(fresh.entries)})
+        metrics.keyring_reloaded(ok=True)
         return True
 
 

@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 from sqlalchemy import select
 
-from app import access
+from app import access, metrics
 from app.auth.principal import Principal
 from app.db import transaction
 from app.erasure.schemas import ErasureIn
@@ -116,6 +116,7 @@ def erase(
             "failed; `casebridge retention run` finishes it. Retry or report this request id.",
         ) from None
     shred.fold_wal(state.engine)
+    metrics.erased()
     return Erased(
         subject_id, now, list(sealed.target.referral_ids), removed.notes, sealed.withdrawn_from
     )

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.db import transaction
 from app.referrals.models import Referral
 from app.retention import faults, holds, shred
@@ -175,6 +176,7 @@ def run(
         completed = True
     finally:
         lease.release(completed=completed)
+    metrics.purged(report.subjects, report.referrals, report.notes)
     if report.subjects or report.referrals or report.finished:
         shred.fold_wal(state.engine)
     log.info(

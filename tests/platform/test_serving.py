@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-import pytest
-
-from app.serving import server_config
+from app.serving import bind_socket
 
 
 def nodelay_of_accepted_connection(listener: socket.socket) -> int:
@@ -33,16 +31,15 @@ def nodelay_of_accepted_connection(listener: socket.socket) -> int:
     return seen[0]
 
 
-@pytest.mark.parametrize("workers", [1, 4])
-def test_the_listening_socket_is_tcp_so_connections_get_nodelay(workers: int) -> None:
-    listener = server_config("127.0.0.1", 0, workers).bind_socket()
+def test_the_listening_socket_is_tcp_so_connections_get_nodelay() -> None:
+    listener = bind_socket("127.0.0.1", 0)
     assert listener.proto == socket.IPPROTO_TCP
     assert listener.getsockname()[0] == "127.0.0.1"
     assert nodelay_of_accepted_connection(listener) != 0
 
 
 def test_a_plain_protocol_zero_socket_would_not_get_nodelay() -> None:
-    """The control: what uvicorn's own bind gives, and why the subclass exists."""
+    """The control: what uvicorn's own bind gives, and why app.serving binds its own socket."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
