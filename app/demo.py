@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from app.agencies.models import Agency
 from app.agencies.schemas import AgencyIn, ClientIn, Role, Sector
 from app.config import Settings
 from app.state import AppState
+
+log = logging.getLogger("casebridge.demo")
 
 DEMO_AGENCIES: list[tuple[str, str, Sector]] = [
     ("city-municipality", "City Municipality — prevention focal point", Sector.local_government),
@@ -80,6 +83,9 @@ def _known_secrets(settings: Settings) -> dict[str, str]:
 
 def seed_demo(session: Session, state: AppState) -> list[dict[str, Any]]:
     """Create what is missing; return every demo client's credentials, all of them working."""
+    from app.migrate import lock_for_seeding
+
+    lock_for_seeding(session)  # seeders at once (processes starting, `casebridge demo`) take turns
     settings, hasher = state.settings, state.secret_hasher
     for agency_id, name, sector in DEMO_AGENCIES:
         if repository.get_agency(session, agency_id) is None:
@@ -122,3 +128,129 @@ def write_credentials(credentials: list[dict[str, Any]], settings: Settings) -> 
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
     return path
+
+
+# -- demo cases ---------------------------------------------------------------------------
+# Fictional people, one per referral, so that each demo role's first call shows something:
+# the coordinator's queue, the referrer's closed loop, a partner's summaries, the statistics.
+# Each is created and moved by the real services, as its demo client would through the API,
+# and each step leaves the disclosure-log entry the API leaves.
+
+_CASE_STEPS: list[tuple[str, str, str, list[Any]]] = [
+    # (given name, district, referring client, steps: (client, target, extra body))
+    ("Amira", "old-town", "school-north-referrer", []),
+    ("Bilal", "harbour", "school-south-referrer", [("municipality-coordinator", "triaged", {})]),
+    ("Chiara", "old-town", "school-north-referrer",
+     [("municipality-coordinator", "triaged", {}), ("municipality-coordinator", "accepted", {})]),
+    ("Dario", "riverside", "health-centre-caseworker",
+     [("municipality-coordinator", "triaged", {}),
+      ("municipality-coordinator", "declined", {"reason": "No extremism-related concern; signposted to the GP."})]),
+    ("Elif", "harbour", "social-services-caseworker",
+     [("municipality-coordinator", "triaged", {}), ("municipality-coordinator", "accepted", {}),
+      ("municipality-coordinator", "assigned", {"agencies": ["youth-ngo-bridges", "city-social-services"]})]),
+    ("Farid", "old-town", "school-north-referrer",
+     [("municipality-coordinator", "triaged", {}), ("municipality-coordinator", "accepted", {}),
+      ("municipality-coordinator", "assigned", {"agencies": ["youth-ngo-bridges"]}),
+      ("youth-ngo-caseworker", "in_intervention", {})]),
+    ("Greta", "riverside", "community-police-caseworker",
+     [("municipality-coordinator", "triaged", {}), ("municipality-coordinator", "accepted", {}),
+      ("municipality-coordinator", "assigned", {"agencies": ["city-social-services"]}),
+      ("social-services-caseworker", "in_intervention", {}),
+      ("municipality-coordinator", "closed", {"outcome": "risk_reduced"})]),
+    ("Hassan", "harbour", "school-south-referrer",
+     [("school-south-referrer", "withdrawn", {"reason": "Sent to the wrong network by mistake."})]),
+    ("Ines", "old-town", "school-north-referrer",
+     [("municipality-coordinator", "triaged", {}),
+      ("municipality-coordinator", "transferred",
+       {"to_network": "demo-town", "reason": "The family moved to the town."})]),
+    ("Jonas", "town-centre", "town-school-referrer",
+     [("town-coordinator", "triaged", {}), ("town-coordinator", "accepted", {})]),
+]
+_CONCERNS = [["online_radicalisation_exposure"], ["hate_speech", "school_conflict"],
+             ["extremist_ideology_expressed"], ["self_isolation_grievance"], ["recruitment_contact"]]
+_SERVICES = [["mentoring"], ["family_support"], ["psychosocial_support", "mentoring"],
+             ["sports_and_youth_programme"], ["counter_narrative_dialogue"]]
+
+
+def _demo_body(index: int, given_name: str, district: str, referrer: str) -> dict[str, Any]:
+    return {
+        "schema": "referral/v1",
+        "network": "demo-town" if referrer.startswith("town-") else "demo-city",
+        "subject": {"given_name": given_name, "family_name": "Demo",
+                    "date_of_birth": f"{2008 + index % 3}-0{1 + index % 9}-1{index}", "district": district,
+                    "identifiers": [{"system": "national_id", "value": f"DEMO-{index:04d}"}]},
+        "concerns": _CONCERNS[index % len(_CONCERNS)],
+        "vulnerability_factors": ["social_isolation"],
+        "risk_level": ["low", "medium", "high"][index % 3],
+        "urgency": "priority",
+        "consent": {"status": "given", "recorded_by": "demo caseworker"},
+        "requested_services": _SERVICES[index % len(_SERVICES)],
+        "narrative": f"Demo case {index + 1}: fictional, for trying CaseBridge out.",
+    }
+
+
+def demo_cases_present(session: Session) -> bool:
+    from app.referrals.models import Referral
+
+    return session.scalar(select(Referral.id).limit(1)) is not None
+
+
+def seed_demo_cases(session: Session, state: AppState) -> int:
+    """Referrals in every status, made and moved by the demo clients; none when any referral exists.
+
+    Returns how many it created.  Call after ``seed_demo`` in the same transaction.
+    """
+    from app import disclose, door
+    from app.audit.events import EventType
+    from app.auth.principal import Principal
+    from app.referrals import service as referrals
+    from app.referrals.schemas import TransitionIn
+    from app.retention.dates import RetentionRules
+    from app.subjects import links
+    from app.subjects.models import Subject
+
+    if demo_cases_present(session):
+        return 0
+    policies = state.policies.current
+    today = state.clock().date()
+    for network in ("demo-city", "demo-town"):
+        if not any(network in referrals.referable_networks(policies, c[1], today) for c in DEMO_CLIENTS):
+            # The demo agreements are not in force (past their review date, or replaced): no cases.
+            log.warning("demo referrals not seeded: no demo agreement in force", extra={"network": network})
+            return 0
+    clients = {c[0]: c for c in DEMO_CLIENTS}
+    sectors = {a: s for a, _, s in DEMO_AGENCIES}
+
+    def principal(client_id: str) -> Principal:
+        _, agency_id, _, roles = clients[client_id]
+        return Principal(client_id=client_id, agency_id=agency_id, sector=sectors[agency_id].value,
+                         roles=frozenset(r.value for r in roles), act=None, token_id="demo-seed")  # noqa: S106 - an id, not a secret
+
+    crypto = referrals.Crypto(state.envelope, state.blind_index)
+    retention = RetentionRules.of(policies, state.settings.max_open_retention)
+    for index, (given_name, district, referrer, steps) in enumerate(_CASE_STEPS):
+        who = principal(referrer)
+        body = _demo_body(index, given_name, district, referrer)
+        referral = referrals.create(session, crypto, who, body, state.clock(), policies=policies, retention=retention)
+        subject = session.get(Subject, referral.subject_id)
+        assert subject is not None  # just created with the referral
+        ctx = disclose.ReadContext(who, "", None, "demo-seed")
+        created = door.own_submission(ctx, referral, subject, state.envelope, referrals.ALL_FIELDS,
+                                      event_type=EventType.create, reason="created")
+        state.audit.append_many(session, [created.event, *links.link_events(session, who, referral, "demo-seed")],
+                                now=state.clock())
+        for client_id, target, extra in steps:
+            mover = principal(client_id)
+            moved, before = referrals.transition(
+                session, policies, mover, referral.id, TransitionIn(to=target, **extra), None, state.clock(),
+                crypto=crypto, retention=retention,
+            )
+            events = [disclose.change_event(
+                mover, EventType.transition, subject_id=moved.subject_id, record_ids={"referral_id": moved.id},
+                request_id="demo-seed", from_status=before.status, to_status=moved.status,
+                agencies=sorted(extra.get("agencies", [])), outcome=extra.get("outcome"), fields=["status"],
+            )]
+            if moved.network_id != before.network_id:
+                events.append(referrals.transfer_event(policies, mover, moved, before.network_id, "demo-seed"))
+            state.audit.append_many(session, events, now=state.clock())
+    return len(_CASE_STEPS)

@@ -195,7 +195,8 @@ class Seeder:
         final = weighted(rng, FINAL_STATUS)
         steps = lifecycle(rng, final, referrer.agency_id)
         referral = self.walk(session, referral, referrer, steps, at, events)
-        if final not in ("submitted", "withdrawn") and rng.random() < 0.45:
+        # A transferred referral belongs to the town's network now: the city's agencies add no notes.
+        if final not in ("submitted", "withdrawn", "transferred") and rng.random() < 0.45:
             events += self.write_notes(session, referral, referrer, at, 6 * len(steps))
         self.ids.append(referral.id)
         self.by_status[referral.status] = self.by_status.get(referral.status, 0) + 1
@@ -271,6 +272,7 @@ class Seeder:
                 referral,
                 NoteIn(classification=classification, text=prose(rng, 1, 4)),
                 at + timedelta(hours=after_hours + n + 1),
+                policies=self.state.policies.current,
             )
             events.append(
                 change_event(
