@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -136,18 +137,55 @@ def _done(as_json: bool, text: str, **result: Any) -> None:
 # -- serve -------------------------------------------------------------------------------
 
 
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+    critical = "critical"
+
+
+
 @cli.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    log_level: Annotated[
+        LogLevel | None, typer.Option(case_sensitive=False, help="Log level (default from settings).")
+    ] = None,
+    proxy_headers: Annotated[bool, typer.Option(
+        help="Trust X-Forwarded-For/-Proto from --forwarded-allow-ips (behind a reverse proxy only)."
+    )] = False,
+    forwarded_allow_ips: Annotated[str | None, typer.Option(
+        help="Comma-separated proxy addresses (or networks) whose forwarded headers are trusted."
+    )] = None,
+    shutdown_timeout: Annotated[float | None, typer.Option(
+        min=0.1, max=600, help="Seconds in-flight requests get on SIGTERM (default from settings)."
+    )] = None,
 ) -> None:
-    """Start the API server (migrates and seeds the demo network in dev). Its output is its logs."""
-    from app.config import load_settings
-    from app.serving import run_server
+    """Start the API server (migrates and seeds the demo network in dev). Its output is its logs (JSON).
 
+    SIGTERM stops it gracefully (docs/observability.md).
+    """
+    import os
+
+    from app.config import load_settings
+    from app.observability import database_kind
+    from app.serving import ServeOptions, run_server
+
+    if log_level is not None:
+        os.environ["CASEBRIDGE_LOG_LEVEL"] = log_level.value  # the workers read their settings
+    if forwarded_allow_ips is not None and not proxy_headers:
+        raise fail("--forwarded-allow-ips needs --proxy-headers")
     settings = load_settings()
-    run_server(host or settings.host, port or settings.port, workers)
+    run_server(ServeOptions(
+        host=host or settings.host, port=settings.port if port is None else port, workers=workers,
+        log_level=settings.log_level, proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips or ("127.0.0.1" if proxy_headers else None),
+        shutdown_timeout=shutdown_timeout or settings.shutdown_timeout_seconds,
+        database=database_kind(settings.resolved_database_url),
+    ))
 
 
 # -- db ----------------------------------------------------------------------------------
@@ -183,16 +221,19 @@ def db_downgrade(revision: str, yes: YesFlag = False, as_json: JsonFlag = False)
 
 @db_cli.command("current")
 def db_current(as_json: JsonFlag = False) -> None:
-    """Show the database's revision and whether it is at head."""
+    """Show the database's revision and whether this code can serve it (docs/upgrades.md)."""
     from app import migrate
 
     with service_state(migrate_now=False) as state:
         current = migrate.current_revisions(state.engine)
-        at_head = current == migrate.head_revisions()
+        schema = migrate.schema_state(state.engine)
     if as_json:
-        emit_json({"revisions": sorted(current), "at_head": at_head})
+        emit_json({"revisions": sorted(current), "at_head": schema.status == "ok", "state": schema.status,
+                   "servable": schema.servable})
     else:
-        out.print(f"{_revisions(current)} ({'head' if at_head else 'behind head'})", highlight=False)
+        label = {"ok": "head", "behind": "behind head", "ahead": "ahead of head, compatible with this code",
+                 "ahead-incompatible": "ahead of head, not compatible with this code"}
+        out.print(f"{_revisions(current)} ({label.get(schema.status, 'unknown to this code')})", highlight=False)
 
 
 # -- agencies ----------------------------------------------------------------------------
@@ -305,10 +346,11 @@ def client_disable(client_id: Annotated[str, typer.Argument(metavar="ID")], as_j
 @cli.command()
 def demo(as_json: JsonAlways = False) -> None:
     """Seed the demo network (idempotent) and print its clients' credentials as JSON."""
-    from app.demo import seed_demo, write_credentials
+    from app.demo import seed_demo, seed_demo_cases, write_credentials
 
     with unit_of_work() as (session, state):
         credentials = seed_demo(session, state)
+        seed_demo_cases(session, state)  # only into a database without referrals
     path = write_credentials(credentials, state.settings)
     sys.stdout.write(json.dumps(credentials, indent=2) + "\n")
     err.print(f"credentials also written to {path} (mode 0600)", highlight=False, soft_wrap=True)

@@ -5,13 +5,18 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.shipped import shipped
+
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "changethis", "secret", "placeholder", "xxx"})
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Where prod looks for agreements unless CASEBRIDGE_POLICIES_DIR says otherwise: the image ships it
+# empty, so a production service loads only the agreements its operators put there (never the demo).
+PROD_POLICIES_DIR = Path("/etc/casebridge/policies")
 
 
 class Environment(StrEnum):
@@ -33,7 +38,10 @@ class Settings(BaseSettings):
     # A passphrase-free keyring file is the default; in production the path comes from the
     # secret store's mount. The environment may instead hold the whole keyring (JSON).
     keyring_json: SecretStr | None = None
-    policies_dir: Path = REPO_ROOT / "policies"
+    # dev: the shipped demo agreements; prod: PROD_POLICIES_DIR (see _policies_dir_by_env).
+    policies_dir: Path = shipped("policies")
+    # /docs, /redoc, /docs-static and /openapi.json: served in dev, off (404) in prod unless true.
+    publish_api_docs: bool | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     issuer: str = "casebridge"
@@ -61,6 +69,12 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = None
     seed_demo: bool | None = None
     log_level: str = "INFO"
+    # /metrics: with a token set, scrapes send `Authorization: Bearer <token>`; in prod without
+    # one, /metrics answers 404 (docs/observability.md).
+    metrics_token: SecretStr | None = None
+    # On SIGTERM, how long in-flight requests and kept-alive connections get to finish before
+    # the workers stop anyway (docs/observability.md).
+    shutdown_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 20.0
     # How often each process looks for changed agreements in policies_dir (0: never).
     policy_reload_seconds: Annotated[float, Field(ge=0)] = 5.0
     # The disclosure log's name in its signed checkpoints (also the checkpoint key name).
@@ -80,6 +94,9 @@ class Settings(BaseSettings):
     # Worker threads per process for blocking work (request handlers, database); each may hold
     # one pooled connection, so the pools are sized from it.
     worker_threads: Annotated[int, Field(ge=1, le=256)] = 8
+    # SQLite: how long a write waits for its turn (another process may be writing) before the
+    # request answers 503 with Retry-After, having written nothing.
+    sqlite_writer_wait_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
     # Benchmarks only (bench/load.py): GET /v1/referrals/{id} with `X-Bench-Bare: 1` skips purpose,
     # policy and the disclosure log, to measure what they cost. Refused in prod.
     bench_bare_reads: bool = False
@@ -93,6 +110,14 @@ class Settings(BaseSettings):
             raise ValueError("max_open_retention must be longer than zero")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _policies_dir_by_env(cls, data: Any) -> Any:
+        """prod never falls back to the shipped demo agreements: its default is PROD_POLICIES_DIR."""
+        if isinstance(data, dict) and not data.get("policies_dir") and str(data.get("env", "")) == "prod":
+            return {**data, "policies_dir": PROD_POLICIES_DIR}
+        return data
+
     @model_validator(mode="after")
     def _fail_closed_in_prod(self) -> Settings:
         if self.env is Environment.prod:
@@ -105,6 +130,8 @@ class Settings(BaseSettings):
                 problems.append("CASEBRIDGE_KEYRING_PATH (or CASEBRIDGE_KEYRING_JSON) must be set explicitly")
             if self.keyring_json is not None and self.keyring_json.get_secret_value().strip().lower() in PLACEHOLDERS:
                 problems.append("CASEBRIDGE_KEYRING_JSON is a placeholder")
+            if self.metrics_token is not None and len(self.metrics_token.get_secret_value().strip()) < 16:
+                problems.append("CASEBRIDGE_METRICS_TOKEN must be at least 16 characters (a random value)")
             if self.seed_demo:
                 problems.append("CASEBRIDGE_SEED_DEMO cannot be enabled in prod")
             if self.bench_bare_reads:
@@ -138,6 +165,10 @@ class Settings(BaseSettings):
     @property
     def should_seed_demo(self) -> bool:
         return self.is_dev if self.seed_demo is None else self.seed_demo
+
+    @property
+    def should_publish_api_docs(self) -> bool:
+        return self.is_dev if self.publish_api_docs is None else self.publish_api_docs
 
 
 def load_settings(**overrides: object) -> Settings:

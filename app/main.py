@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__, migrate, openapi
+from app import __version__, openapi
 from app.agencies.router import router as admin_router
 from app.agreements.router import router as agreements_router
 from app.agreements.service import reload_and_log
@@ -22,18 +22,23 @@ from app.agreements.watcher import PolicyWatcher
 from app.audit.checkpoints import Checkpointer
 from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
-from app.bootstrap import build_state, seed_demo_if_empty
-from app.config import ConfigError, Settings, load_settings
+from app.bootstrap import start_service
+from app.config import Settings, load_settings
 from app.crypto.reload import KeyringWatcher
 from app.emergency.router import router as emergency_router
 from app.erasure.router import router as erasure_router
 from app.errors import install_error_handlers
 from app.health.router import router as health_router
 from app.notes.router import router as notes_router
-from app.observability import Metrics, RequestContextMiddleware, configure_logging
+from app.observability import (
+    Metrics,
+    RequestContextMiddleware,
+    configure_logging,
+    log_worker_started,
+    log_worker_stopped,
+)
 from app.partners.router import router as partners_router
 from app.referrals.router import router as referrals_router
-from app.retention.reapply import reapply
 from app.retention.router import router as legal_holds_router
 from app.retention.scheduler import RetentionScheduler
 from app.standards.router import router as standards_router
@@ -64,14 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         active = settings
         configure_logging(active.log_level)
         to_thread.current_default_thread_limiter().total_tokens = active.worker_threads
-        state = build_state(active)
-        if not migrate.is_at_head(state.engine):
-            state.engine.dispose()
-            raise ConfigError("the database is not at the migration head: run `casebridge db upgrade` first")
-        # Erasures recorded after the database's backup was taken are applied before serving.
-        reapply(state)
-        if active.should_seed_demo:
-            seed_demo_if_empty(state)
+        # Migrates (dev), refuses a schema this code cannot serve, re-applies erasures, seeds (dev):
+        # one process at a time where it matters (app.bootstrap).
+        state = start_service(active)
         app.state.cb = state
         reload_and_log(state, "start")
         watcher = PolicyWatcher(state, active.policy_reload_seconds)
@@ -84,9 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keyring_watcher.start()
         scheduler = RetentionScheduler(state, active.retention_interval_seconds)
         scheduler.start()
+        log_worker_started(state.settings.resolved_database_url)
         try:
             yield
         finally:
+            log_worker_stopped()
             scheduler.stop()
             if keyring_watcher is not None:
                 keyring_watcher.stop()
@@ -102,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
         docs_url=None,
         redoc_url=None,
+        # Off in prod unless CASEBRIDGE_PUBLISH_API_DOCS=true; `casebridge openapi` writes it either way.
+        openapi_url="/openapi.json" if settings.should_publish_api_docs else None,
     )
     metrics = Metrics()
     app.state.metrics = metrics
@@ -115,7 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     openapi.install(app)
-    _serve_docs(app)
+    if settings.should_publish_api_docs:
+        _serve_docs(app)
     return app
 
 
