@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, inspect, make_url, text
 from sqlalchemy.pool import NullPool
 from support.referrals import COORDINATOR, REFERRER, referral_body
 from support.schemas import accepted_referrals_match_the_schema
+from support.settings import suite_settings
 
 from app import migrate
 from app.config import Settings
@@ -158,14 +159,7 @@ def database_url(
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        env="dev",  # type: ignore[arg-type]
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        keyring_path=tmp_path / "data" / "keyring.json",
-        auto_migrate=False,
-        seed_demo=False,
-    )
+    return suite_settings(tmp_path, database_url)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.settings import suite_settings
 
 from app.config import Settings
 from app.state import AppState
@@ -19,15 +20,7 @@ if _HERE not in sys.path:  # audit_support, rfc9162_reference
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """As the suite's, but checkpoints are signed on demand so tests control them."""
-    return Settings(
-        env="dev",  # type: ignore[arg-type]
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        keyring_path=tmp_path / "data" / "keyring.json",
-        auto_migrate=False,
-        seed_demo=False,
-        checkpoint_interval_seconds=0,
-    )
+    return suite_settings(tmp_path, database_url, checkpoint_interval_seconds=0)
 
 
 @pytest.fixture

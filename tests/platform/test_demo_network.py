@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support.settings import suite_settings
 
 from app.config import Settings
 from app.db import transaction
@@ -22,14 +23,7 @@ EVERY_CITY_STATUS = {"submitted", "triaged", "accepted", "declined", "assigned",
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """As a first `make run` starts: dev, the demo seeded into the empty database."""
-    return Settings(
-        env="dev",  # type: ignore[arg-type]
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        keyring_path=tmp_path / "data" / "keyring.json",
-        auto_migrate=False,
-        seed_demo=True,
-    )
+    return suite_settings(tmp_path, database_url, seed_demo=True)
 
 
 Auth = Callable[..., dict[str, str]]
