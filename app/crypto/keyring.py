@@ -240,6 +240,11 @@ def file_is_private(path: Path) -> bool:
     return not info.st_mode & stat.S_IRGRP or info.st_gid in {os.getegid(), *os.getgroups()}
 
 
+def not_private(path: Path) -> str:
+    """Why a keyring file that fails file_is_private is refused, and what to do."""
+    return f"keyring {path} is open to others; chmod 600 it (or 640 with a group of the service: see docs/deploy.md)"
+
+
 def open_keyring(
     *, path: Path, inline_json: str | None, create_if_missing: bool, strict: bool
 ) -> tuple[Keyring, list[str]]:
@@ -253,8 +258,7 @@ def open_keyring(
     elif path.exists():
         if not file_is_private(path):
             if strict:
-                raise KeyringError(f"keyring {path} is open to others; chmod 600 it"
-                                   " (or 640 with a group of the service: see docs/deploy.md)")
+                raise KeyringError(not_private(path))
             os.chmod(path, 0o600)
             notices.append(f"keyring {path} was readable by others; permissions set to 0600")
         keyring = Keyring.load(path)

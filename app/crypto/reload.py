@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from app import metrics
-from app.crypto.keyring import Keyring, KeyringError, file_is_private
+from app.crypto.keyring import Keyring, KeyringError, file_is_private, not_private
 from app.periodic import Periodic
 
 log = logging.getLogger("casebridge.keys")
@@ -49,7 +49,7 @@ class KeyringFile:
                 return False
             try:
                 if not file_is_private(self.path):
-                    raise KeyringError(f"keyring {self.path} is readable by group or others")
+                    raise KeyringError(not_private(self.path))
                 fresh = Keyring.load(self.path)
             except KeyringError as exc:
                 # Keep serving with the keys held; the next change is tried again.
