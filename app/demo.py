@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.agencies import repository, service
-from app.agencies.models import Agency
+from app.agencies import service
+from app.agencies.models import Agency, ApiClient
 from app.agencies.schemas import AgencyIn, ClientIn, Role, Sector
 from app.config import Settings
 from app.state import AppState
@@ -87,20 +87,24 @@ def seed_demo(session: Session, state: AppState) -> list[dict[str, Any]]:
 
     lock_for_seeding(session)  # seeders at once (processes starting, `casebridge demo`) take turns
     settings, hasher = state.settings, state.secret_hasher
-    for agency_id, name, sector in DEMO_AGENCIES:
-        if repository.get_agency(session, agency_id) is None:
-            service.add_agency(session, AgencyIn(id=agency_id, name=name, sector=sector))
+    # Two reads and one flush, whatever exists already (the suite seeds a fresh database per test).
+    agencies = set(session.scalars(select(Agency.id).where(Agency.id.in_([a for a, _, _ in DEMO_AGENCIES]))))
+    session.add_all(service.new_agency(AgencyIn(id=agency_id, name=name, sector=sector))
+                    for agency_id, name, sector in DEMO_AGENCIES if agency_id not in agencies)
+    session.flush()  # the agencies before their clients
+    clients = {c.id: c for c in session.scalars(
+        select(ApiClient).where(ApiClient.id.in_([c for c, _, _, _ in DEMO_CLIENTS])))}
     known = _known_secrets(settings)
     sectors = {a: s for a, _, s in DEMO_AGENCIES}
     credentials = []
     for client_id, agency_id, name, roles in DEMO_CLIENTS:
-        existing = repository.get_client(session, client_id)
+        existing = clients.get(client_id)
         if existing is None:
-            secret = service.add_client(
-                session,
-                ClientIn(id=client_id, agency_id=agency_id, name=name, roles=roles),
-                hasher=hasher,
-            ).secret
+            created = service.new_client(
+                client_id, ClientIn(id=client_id, agency_id=agency_id, name=name, roles=roles), hasher=hasher
+            )
+            session.add(created.client)
+            secret = created.secret
         elif client_id in known and hasher.verify(client_id, known[client_id], existing.secret_hash):
             secret = known[client_id]
             if hasher.needs_rehash(existing.secret_hash):  # a legacy scrypt hash, or an older pepper
@@ -115,6 +119,7 @@ def seed_demo(session: Session, state: AppState) -> list[dict[str, Any]]:
             "sector": sectors[agency_id].value,
             "roles": sorted(r.value for r in roles),
         })
+    session.flush()
     return credentials
 
 

@@ -24,10 +24,15 @@ class CreatedClient:
 def add_agency(session: Session, data: AgencyIn) -> Agency:
     if repository.get_agency(session, data.id) is not None:
         raise Conflict(f"Agency {data.id!r} already exists.")
-    agency = Agency(id=data.id, name=data.name, sector=data.sector.value, created_at=utcnow())
+    agency = new_agency(data)
     session.add(agency)
     session.flush()
     return agency
+
+
+def new_agency(data: AgencyIn) -> Agency:
+    """The row for a new agency (unchecked, not added: `add_agency` checks; a seeder adds many at once)."""
+    return Agency(id=data.id, name=data.name, sector=data.sector.value, created_at=utcnow())
 
 
 def add_client(session: Session, data: ClientIn, *, hasher: SecretHasher) -> CreatedClient:
@@ -39,6 +44,14 @@ def add_client(session: Session, data: ClientIn, *, hasher: SecretHasher) -> Cre
     client_id = data.id or f"{data.agency_id[:40]}-{secrets.token_hex(4)}"
     if repository.get_client(session, client_id) is not None:
         raise Conflict(f"Client {client_id!r} already exists.")
+    created = new_client(client_id, data, hasher=hasher)
+    session.add(created.client)
+    session.flush()
+    return created
+
+
+def new_client(client_id: str, data: ClientIn, *, hasher: SecretHasher) -> CreatedClient:
+    """The row for a new client and its one-time secret (unchecked, not added: `add_client` checks)."""
     secret = new_client_secret()
     client = ApiClient(
         id=client_id,
@@ -49,8 +62,6 @@ def add_client(session: Session, data: ClientIn, *, hasher: SecretHasher) -> Cre
         disabled=False,
         created_at=utcnow(),
     )
-    session.add(client)
-    session.flush()
     return CreatedClient(client=client, secret=secret)
 
 
