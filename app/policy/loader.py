@@ -3,6 +3,7 @@
 import hashlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -173,8 +174,9 @@ def load_agreements(
     agreements: dict[str, Agreement] = {}
     errors: list[AgreementError] = []
     warnings: list[str] = []
+    agencies = _as_set(known_agencies)
     for path in files:
-        outcome = parse_agreement(path.read_bytes(), str(path), known_fields, known_agencies)
+        outcome = _parse_unchanged(path.read_bytes(), str(path), known_fields, agencies)
         warnings.extend(outcome.warnings)
         errors.extend(outcome.errors)
         agreement = outcome.agreement
@@ -211,6 +213,15 @@ def load_agreements(
     return LoadResult(PolicySet.of(agreements.values(), networks.values()), errors, warnings)
 
 
+# A reload reads every file and re-parses only what changed: the same bytes parse to the same
+# (immutable) agreement, so a process's reloads, and the apps the test suite starts, share the work.
+@lru_cache(maxsize=256)
+def _parse_unchanged(
+    content: bytes, source: str, known_fields: frozenset[str], known_agencies: frozenset[str] | None
+) -> ParsedAgreement:
+    return parse_agreement(content, source, known_fields, known_agencies)
+
+
 NETWORKS_FOLDER = "networks"
 
 
@@ -221,31 +232,41 @@ def load_networks(folder: Path) -> tuple[dict[str, Network], list[AgreementError
     networks: dict[str, Network] = {}
     errors: list[AgreementError] = []
     for path in sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
-        source = str(path)
-        try:
+        network, found = _network_unchanged(path.read_bytes(), str(path))
+        errors.extend(found)
+        if network is None:
+            continue
+        if network.id in networks:
             parsed = parse_yaml(path.read_text("utf-8"))
-        except (UnicodeDecodeError, YamlSyntaxError) as exc:
-            line = exc.line if isinstance(exc, YamlSyntaxError) else None
-            reason = exc.reason if isinstance(exc, YamlSyntaxError) else "file is not UTF-8"
-            errors.append(AgreementError(source, line, reason))
-            continue
-        try:
-            document = NetworkDocument.model_validate(parsed.data)
-        except ValidationError as exc:
-            for item in exc.errors():
-                at = tuple(p for p in item["loc"] if p != "[key]")
-                errors.append(AgreementError(source, parsed.line_of(at), _reason(item), format_path(at)))
-            continue
-        if document.network in networks:
             errors.append(AgreementError(
-                source, parsed.line_of(("network",)),
-                f"duplicate network id {document.network!r}: already defined in {networks[document.network].source}",
+                network.source or str(path), parsed.line_of(("network",)),
+                f"duplicate network id {network.id!r}: already defined in {networks[network.id].source}",
                 "network",
             ))
             continue
-        networks[document.network] = Network(
-            id=document.network, name=document.name, locales=tuple(document.locales),
-            coordinator=document.coordinator, members=frozenset(document.members), agreements=(),
-            source=source,
-        )
+        networks[network.id] = network
     return networks, errors
+
+
+@lru_cache(maxsize=64)
+def _network_unchanged(content: bytes, source: str) -> tuple[Network | None, tuple[AgreementError, ...]]:
+    """One network file's declaration, or its errors (cached by content, like agreements)."""
+    try:
+        parsed = parse_yaml(content.decode("utf-8"))
+    except (UnicodeDecodeError, YamlSyntaxError) as exc:
+        line = exc.line if isinstance(exc, YamlSyntaxError) else None
+        reason = exc.reason if isinstance(exc, YamlSyntaxError) else "file is not UTF-8"
+        return None, (AgreementError(source, line, reason),)
+    try:
+        document = NetworkDocument.model_validate(parsed.data)
+    except ValidationError as exc:
+        return None, tuple(
+            AgreementError(source, parsed.line_of(at), _reason(item), format_path(at))
+            for item in exc.errors()
+            for at in [tuple(p for p in item["loc"] if p != "[key]")]
+        )
+    return Network(
+        id=document.network, name=document.name, locales=tuple(document.locales),
+        coordinator=document.coordinator, members=frozenset(document.members), agreements=(),
+        source=source,
+    ), ()

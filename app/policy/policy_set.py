@@ -1,5 +1,6 @@
 """An immutable snapshot of the agreements in force, with its decision index."""
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -38,7 +39,22 @@ class PolicySet:
 
     @classmethod
     def of(cls, agreements: Iterable[Agreement], networks: Iterable[Network] = ()) -> "PolicySet":
-        return cls({a.id: a for a in agreements}, {n.id: n for n in networks})
+        by_id = dict(sorted({a.id: a for a in agreements}.items(), key=_first))
+        declared = dict(sorted({n.id: n for n in networks}.items(), key=_first))
+        # A reload of unchanged files yields the very same agreement objects (the loader's cache):
+        # their snapshot, and its index, is then the one already built.
+        parts = (*by_id.values(), None, *declared.values())
+        key = tuple(map(id, parts))
+        with _BUILT_LOCK:
+            built = _BUILT.get(key)
+        if built is not None and all(a is b for a, b in zip(built[0], parts, strict=True)):
+            return built[1]
+        snapshot = cls(by_id, declared)
+        with _BUILT_LOCK:
+            _BUILT[key] = (parts, snapshot)  # holds the parts, so their ids are not reused meanwhile
+            while len(_BUILT) > _BUILT_KEPT:
+                del _BUILT[next(iter(_BUILT))]
+        return snapshot
 
     def networks_of(self, agency_id: str) -> tuple[str, ...]:
         """The networks an agency is a member of (sorted)."""
@@ -55,6 +71,15 @@ class PolicySet:
 
     def get(self, agreement_id: str) -> Agreement | None:
         return self.agreements.get(agreement_id)
+
+
+def _first(item: tuple[str, object]) -> str:
+    return item[0]
+
+
+_BUILT_KEPT = 16
+_BUILT_LOCK = threading.Lock()
+_BUILT: dict[tuple[int, ...], tuple[tuple[object, ...], PolicySet]] = {}
 
 
 def _networks(agreements: Iterable[Agreement], declared: Mapping[str, Network]) -> dict[str, Network]:
