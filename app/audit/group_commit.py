@@ -30,7 +30,8 @@ GATHER_SECONDS = 0.002
 ASYNC_GATHER_SECONDS = 0.002
 """How long the committer thread sleeps, under load, to gather a batch (it holds no lock)."""
 BUSY_SECONDS = 0.005
-"""An entry arriving this soon after the last commit finds the log busy: the committer gathers."""
+"""An entry arriving this soon after a commit of several callers finds the log busy: the committer
+gathers.  After a commit of one caller (one client calling in turn) it writes at once."""
 
 WriteBatch = Callable[[Session, list[AuditEvent], datetime | None], list[int]]
 
@@ -151,7 +152,7 @@ class AsyncGroupCommitter:
         return await future
 
     def _run(self) -> None:
-        busy_until = 0.0
+        busy_until = 0.0  # set after a commit that carried more than one caller's entries
         while True:
             with self._lock:
                 while not self._queue:
@@ -159,8 +160,9 @@ class AsyncGroupCommitter:
                         self._thread = None  # idle: a later submit starts a new one
                         return
             if time.monotonic() < busy_until:
-                # Under load (a commit just ended), let the requests about to log join this
-                # transaction: a short sleep buys one commit for many entries.  Idle, no wait.
+                # Under load (a commit of several just ended), let the requests about to log join
+                # this transaction: a short sleep buys one commit for many entries.  Idle, or one
+                # caller at a time, no wait.
                 time.sleep(ASYNC_GATHER_SECONDS)
             with self._lock:
                 batch: list[tuple[list[AuditEvent], datetime | None, asyncio.Future[list[int]]]] = []
@@ -170,7 +172,7 @@ class AsyncGroupCommitter:
                     batch.append(item)
                     taken += len(item[0])
             self._commit(batch)
-            busy_until = time.monotonic() + BUSY_SECONDS
+            busy_until = time.monotonic() + BUSY_SECONDS if len(batch) > 1 else 0.0
 
     def _commit(self, batch: list[tuple[list[AuditEvent], datetime | None, asyncio.Future[list[int]]]]) -> None:
         try:
