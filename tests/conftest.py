@@ -124,23 +124,36 @@ def postgres_engine() -> Iterator[Engine]:
 def _reset(engine: Engine) -> None:
     """Empty the tables that hold rows and restart the sequences: the freshly migrated database again.
 
-    (TRUNCATE of every table, most of them empty, cost more than many a test.)"""
-    tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
-    if not tables:
-        return
-    holding_rows = " UNION ALL ".join(
-        f"SELECT '{t}' FROM (SELECT FROM \"{t}\" LIMIT 1) AS x" for t in tables  # noqa: S608 - the schema's names
-    )
-    with engine.begin() as conn:
-        used = conn.execute(text(holding_rows)).scalars().all()
-        if used:
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in used) + " CASCADE"))
-        sequences = conn.execute(text(
-            "SELECT quote_ident(sequencename) FROM pg_sequences"
-            " WHERE schemaname = 'public' AND last_value IS NOT NULL"
-        )).scalars().all()
-        for sequence in sequences:
-            conn.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
+    One round trip of DELETEs (with triggers and foreign keys off for it: replica mode) costs a few
+    milliseconds where TRUNCATE, or asking first which tables hold rows, cost tens."""
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute(_reset_script(engine))  # several statements, no parameters: one round trip
+        raw.commit()
+    finally:
+        raw.close()
+
+
+_RESET_SCRIPTS: dict[str, str] = {}
+
+
+def _reset_script(engine: Engine) -> str:
+    """The reset's SQL for this database's tables and sequences (read once: migrations do not change
+    between tests; a test that downgrades upgrades again)."""
+    key = engine.url.render_as_string(hide_password=False)
+    if key not in _RESET_SCRIPTS:
+        tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+        with engine.connect() as conn:
+            sequences = conn.execute(text(
+                "SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public'"
+            )).scalars().all()
+        _RESET_SCRIPTS[key] = "".join([
+            "SET LOCAL session_replication_role = replica;",
+            *(f'DELETE FROM "{t}";' for t in tables),  # noqa: S608 - the schema's own names
+            *(f"ALTER SEQUENCE {s} RESTART;" for s in sequences),
+        ])
+    return _RESET_SCRIPTS[key]
 
 
 @pytest.fixture(params=BACKENDS)
