@@ -78,7 +78,10 @@ class FaultProxy:
                     fault = next((f for f in proxy.faults if f.method == self.command and f.path == path), None)
                     if fault is not None:
                         proxy.faults.remove(fault)
+                # Each call is recorded before its answer goes out: the client's next call cannot be
+                # recorded ahead of it (recorded after, the order flipped under load).
                 if fault is not None:
+                    proxy.record(self.command, path, fault.status, injected=True)
                     problem = json.dumps({"type": "about:blank", "title": "Injected", "status": fault.status,
                                           "detail": f"injected {fault.status}"}).encode()
                     self.send_response(fault.status)
@@ -87,13 +90,13 @@ class FaultProxy:
                     self.send_header("Content-Length", str(len(problem)))
                     self.end_headers()
                     self.wfile.write(problem)
-                    proxy.record(self.command, path, fault.status, injected=True)
                     return
                 upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 upstream.request(self.command, self.path, body=body or None, headers=headers)
                 answer = upstream.getresponse()
                 data = answer.read()
+                proxy.record(self.command, path, answer.status, injected=False)
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():
                     if name.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
@@ -102,7 +105,6 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(data)
                 upstream.close()
-                proxy.record(self.command, path, answer.status, injected=False)
 
             do_GET = do_POST = _handle  # noqa: N815 - the names http.server dispatches to
 
