@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 from jose import jwk, jwt
 
-from app.crypto.keyring import KeyKind
+from app.crypto.keyring import KeyKind, Keyring
 from app.state import AppState
 
 Form = dict[str, str]
@@ -272,3 +272,44 @@ class TestTokenVerification:
         assert app_client.get("/v1/me", headers=headers).status_code == 200
         app_client.post("/v1/admin/clients/youth-ngo-reader/disable", headers=auth("municipality-operator"))
         assert app_client.get("/v1/me", headers=headers).status_code == 401
+
+
+class TestVerifiedTokensRemembered:
+    """A verified token is checked once and remembered (the ES256 check is most of a read's CPU), but
+    never past its expiry, and never past a change of the keys: each case is refused as before."""
+
+    def _call(self, app_client: TestClient, token: str) -> int:
+        return app_client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code
+
+    def test_a_remembered_token_is_refused_once_it_expires(
+        self, app_client: TestClient, state: AppState, demo: dict[str, Any]
+    ) -> None:
+        expires = int(time.time()) + 2
+        token = _forge(state, exp=expires)
+        assert [self._call(app_client, token) for _ in range(3)] == [200, 200, 200]
+        time.sleep(max(0.0, expires - time.time()) + 0.1)
+        assert [self._call(app_client, token) for _ in range(2)] == [401, 401]
+
+    def test_a_token_of_a_key_withdrawn_from_the_keyring_file_is_refused(
+        self, app_client: TestClient, state: AppState, demo: dict[str, Any]
+    ) -> None:
+        before = _forge(state)
+        assert [self._call(app_client, before) for _ in range(2)] == [200, 200]
+        withdrawn = state.keyring.active(KeyKind.token_signing).id
+        state.keyring.rotate(KeyKind.token_signing)
+        assert self._call(app_client, before) == 200  # rotated, not withdrawn: old tokens still verify
+        # The operator removes the old key from the file (a key thought compromised); the process reloads it.
+        assert state.keyring_file is not None
+        Keyring(e for e in state.keyring.entries if e.id != withdrawn).save(state.keyring_file.path)
+        assert state.keyring_file.reload_if_changed()  # what the keyring watcher does on its next look
+        after = _forge(state)
+        assert self._call(app_client, before) == 401
+        assert self._call(app_client, after) == 200
+
+    def test_a_remembered_token_of_a_disabled_client_is_refused(
+        self, app_client: TestClient, auth: Callable[..., dict[str, str]]
+    ) -> None:
+        headers = auth("youth-ngo-reader")
+        assert [app_client.get("/v1/me", headers=headers).status_code for _ in range(2)] == [200, 200]
+        app_client.post("/v1/admin/clients/youth-ngo-reader/disable", headers=auth("municipality-operator"))
+        assert [app_client.get("/v1/me", headers=headers).status_code for _ in range(2)] == [401, 401]
