@@ -235,15 +235,22 @@ def _unknown_view(index: PolicyIndex, applicable: int, name: str, kind: RecordKi
 
 
 def purposes_for(policy_set: PolicySet, caller: Caller, now: date) -> list[str]:
-    """Purposes for which some permit in force names this caller (record conditions aside)."""
-    open_purposes: set[str] = set()
-    for agreement in policy_set:
-        if not agreement.in_force(now) or caller.agency_id not in agreement.party_set:
-            continue
-        for permit in agreement.all_permits:
-            if not permit.audience.is_empty and audience_matches(permit.audience, caller):
-                open_purposes |= permit.purposes
-    return sorted(open_purposes)
+    """Purposes for which some permit in force names this caller (record conditions aside).
+
+    Worked out once per agreement set, caller and day (the set is immutable; a reload makes a new one)."""
+    key = (caller, now)
+    known = policy_set.index.purposes.get(key)
+    if known is None:
+        open_purposes: set[str] = set()
+        for agreement in policy_set:
+            if not agreement.in_force(now) or caller.agency_id not in agreement.party_set:
+                continue
+            for permit in agreement.all_permits:
+                if not permit.audience.is_empty and audience_matches(permit.audience, caller):
+                    open_purposes |= permit.purposes
+        known = tuple(sorted(open_purposes))
+        policy_set.index.purposes.put(key, known)
+    return list(known)
 
 
 def find_view(policy_set: PolicySet, agreement_id: str, name: str) -> View | None:

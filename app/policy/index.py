@@ -288,6 +288,8 @@ class PolicyIndex:
         self.nowhere = Scope(self, ())  # for agencies party to no agreement
         # Building a Decision costs more than deciding: each distinct one is made once.
         self.decisions: Memo[tuple[object, ...], Decision] = Memo(DECISION_MEMO_SIZE)
+        # The purposes open to a caller on a day (`purposes_for`): asked on every read of case data.
+        self.purposes: Memo[tuple[object, ...], tuple[str, ...]] = Memo(DECISION_MEMO_SIZE)
 
     def agreement(self, agreement_id: str) -> Agreement:
         return self._by_id[agreement_id]
@@ -302,6 +304,7 @@ class PolicyIndex:
     def clear_caches(self) -> None:
         """Forget interned decisions (the compiled index, prebuilt decisions included, stays)."""
         self.decisions.clear()
+        self.purposes.clear()
 
 
 def _declared(agreement: Agreement) -> set[str]:
