@@ -37,19 +37,33 @@ def validator(schema: dict[str, Any]) -> Draft202012Validator:
 def schema_errors(client: TestClient, body: Any, authorization: str | None = None) -> list[str]:
     """Why the published schema refuses a referral body (empty: it accepts it)."""
     schema_id = body.get("schema") or DEFAULT_REFERRAL_SCHEMA if isinstance(body, dict) else DEFAULT_REFERRAL_SCHEMA
-    checker = validator(published(client, schema_id, authorization))
+    return messages(validator(published(client, schema_id, authorization)), body)
+
+
+def messages(checker: Draft202012Validator, body: Any) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message[:300]}" for e in checker.iter_errors(body)]
 
 
 def accepted_referrals_match_the_schema(client: TestClient) -> Callable[[httpx.Response], None]:
     """A response hook: a referral the API created (201) must be valid under the schema it publishes."""
 
+    # The schema a caller is shown depends on the agreements in force (its networks): fetched once per
+    # caller and schema while the same agreements are in force, again after a reload.
+    fetched: dict[tuple[str, str | None], tuple[object, Draft202012Validator]] = {}
+
     def check(response: httpx.Response) -> None:
         request = response.request
         if request.method != "POST" or request.url.path != "/v1/referrals" or response.status_code != 201:
             return
         body = json.loads(request.read() or b"null")
-        errors = schema_errors(client, body, request.headers.get("Authorization"))
+        schema_id = body.get("schema") or DEFAULT_REFERRAL_SCHEMA if isinstance(body, dict) else DEFAULT_REFERRAL_SCHEMA
+        authorization = request.headers.get("Authorization")
+        in_force = client.app.state.cb.policies.current  # type: ignore[attr-defined]
+        known = fetched.get((schema_id, authorization))
+        if known is None or known[0] is not in_force:
+            known = (in_force, validator(published(client, schema_id, authorization)))
+            fetched[(schema_id, authorization)] = known
+        errors = messages(known[1], body)
         assert not errors, f"the API accepted a referral its published schema refuses: {errors}"
 
     return check
