@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import log
+from .cpu import CpuMeter
 from .httpx_driver import run_httpx
 from .rss import RssSampler
 from .runs import Load, Run
@@ -56,7 +57,8 @@ def measure(plan: Plan, server: Server, scenarios: Scenarios, work: Path) -> Mea
         time.sleep(IDLE_S)
         for name in plan.scenarios:
             load = scenarios.build(name)
-            runs += drive_scenario(plan, load, server.base, sampler, work / name)
+            meter = CpuMeter(server.proc.pid, server.base, server.env["CASEBRIDGE_DATABASE_URL"])
+            runs += drive_scenario(plan, load, server.base, sampler, work / name, meter)
         sampler.phase = "end"
         sampler.sample()
     finally:
@@ -70,7 +72,9 @@ def measure(plan: Plan, server: Server, scenarios: Scenarios, work: Path) -> Mea
     return Measured(runs, sampler.overall() if sampler else {})
 
 
-def drive_scenario(plan: Plan, load: Load, base: str, sampler: RssSampler, work: Path) -> list[Run]:
+def drive_scenario(
+    plan: Plan, load: Load, base: str, sampler: RssSampler, work: Path, meter: CpuMeter
+) -> list[Run]:
     """An unmeasured warm-up, then one run per concurrency level."""
     runner = plan.runner()
     if plan.warmup > 0:
@@ -79,12 +83,17 @@ def drive_scenario(plan: Plan, load: Load, base: str, sampler: RssSampler, work:
     runs = []
     for connections in plan.levels:
         sampler.phase = f"{load.name}/{connections}"
+        meter.start()
         result = runner(load, base, connections, plan.duration, plan.max_requests, work / f"c{connections}")
+        result.cost = meter.cost(result.requests)
         runs.append(result)
+        postgres = result.cost["postgres_cpu_ms_per_request"]
         log(
             f"{load.name:15} c={connections:<3} {result.requests_per_s:9.1f} req/s  "
             f"p50 {result.latency_ms['p50']:8.2f} ms  "
             f"p99 {result.latency_ms['p99']:8.2f} ms  "
-            f"errors {result.errors}"
+            f"cpu {result.cost['server_cpu_ms_per_request']} ms/req"
+            + (f" (+{postgres} PostgreSQL)" if postgres is not None else "")
+            + f"  batch {result.cost['audit_batch_mean']}  errors {result.errors}"
         )
     return runs

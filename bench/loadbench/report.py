@@ -66,6 +66,7 @@ def scenario_row(run: Run) -> dict[str, Any]:
         "sent": run.sent,
         "complete": run.complete,
         "server_rss_mb": {"total": peak.get("total_mb"), "per_worker": peak.get("workers_mb")},
+        **run.cost,
     }
 
 

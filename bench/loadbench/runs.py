@@ -39,6 +39,7 @@ class Run:
     started_at: float
     ended_at: float
     server_rss: dict[str, Any] = field(default_factory=dict)  # peaks while this run lasted
+    cost: dict[str, Any] = field(default_factory=dict)  # server (and PostgreSQL) CPU, log batch (cpu.py)
 
 
 def bad_statuses(statuses: dict[str, int]) -> int:
