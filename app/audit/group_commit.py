@@ -33,6 +33,8 @@ BUSY_SECONDS = 0.005
 """An entry arriving this soon after a commit of several callers finds the log busy: the committer
 gathers.  After a commit of one caller (one client calling in turn) it writes at once."""
 
+Outcome = tuple[asyncio.Future[list[int]], list[int] | None, BaseException | None]
+"""A caller's future and what to settle it with: its sequence numbers, or the batch's error."""
 WriteBatch = Callable[[Session, list[AuditEvent], datetime | None], list[int]]
 
 
@@ -181,25 +183,31 @@ class AsyncGroupCommitter:
                 seqs = self.write(session, [e for events, _, _ in batch for e in events], batch[0][1])
             metrics.observe_audit_batch(len(seqs), time.monotonic() - started)
         except BaseException as exc:  # noqa: BLE001 - every caller of the batch must see it
-            for _, _, future in batch:
-                _settle(future, error=exc)
+            _settle([(future, None, exc) for _, _, future in batch])
             return
+        outcomes: list[Outcome] = []
         start = 0
         for events, _, future in batch:
-            _settle(future, result=seqs[start : start + len(events)])
+            outcomes.append((future, seqs[start : start + len(events)], None))
             start += len(events)
+        _settle(outcomes)
 
 
-def _settle(
-    future: asyncio.Future[list[int]], *, result: list[int] | None = None, error: BaseException | None = None
-) -> None:
-    def apply() -> None:
-        if future.done():  # the caller went away (cancelled): its entries are written anyway
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result or [])
+def _settle(outcomes: list[Outcome]) -> None:
+    """Resolve (or fail) a batch's futures: one wake-up per event loop, not one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
 
-    with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
-        future.get_loop().call_soon_threadsafe(apply)
+    def apply(these: list[Outcome]) -> None:
+        for future, result, error in these:
+            if future.done():  # the caller went away (cancelled): its entries are written anyway
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result or [])
+
+    for loop, these in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
+            loop.call_soon_threadsafe(apply, these)
