@@ -87,7 +87,7 @@ def seed_demo(session: Session, state: AppState) -> list[dict[str, Any]]:
 
     lock_for_seeding(session)  # seeders at once (processes starting, `casebridge demo`) take turns
     settings, hasher = state.settings, state.secret_hasher
-    # Two reads and one flush, whatever exists already (the suite seeds a fresh database per test).
+    # Two reads and two flushes, whatever exists already (the suite seeds a fresh database per test).
     agencies = set(session.scalars(select(Agency.id).where(Agency.id.in_([a for a, _, _ in DEMO_AGENCIES]))))
     session.add_all(service.new_agency(AgencyIn(id=agency_id, name=name, sector=sector))
                     for agency_id, name, sector in DEMO_AGENCIES if agency_id not in agencies)

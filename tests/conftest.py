@@ -122,7 +122,7 @@ def postgres_engine() -> Iterator[Engine]:
 
 
 def _reset(engine: Engine) -> None:
-    """Empty the tables that hold rows and restart the sequences: the freshly migrated database again.
+    """Empty every table (but alembic_version) and restart the sequences: the freshly migrated database again.
 
     One round trip of DELETEs (with triggers and foreign keys off for it: replica mode) costs a few
     milliseconds where TRUNCATE, or asking first which tables hold rows, cost tens."""

@@ -239,7 +239,7 @@ def load_networks(folder: Path) -> tuple[dict[str, Network], list[AgreementError
         if network.id in networks:
             parsed = parse_yaml(path.read_text("utf-8"))
             errors.append(AgreementError(
-                network.source or str(path), parsed.line_of(("network",)),
+                str(path), parsed.line_of(("network",)),
                 f"duplicate network id {network.id!r}: already defined in {networks[network.id].source}",
                 "network",
             ))

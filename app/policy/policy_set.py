@@ -39,19 +39,19 @@ class PolicySet:
 
     @classmethod
     def of(cls, agreements: Iterable[Agreement], networks: Iterable[Network] = ()) -> "PolicySet":
-        by_id = dict(sorted({a.id: a for a in agreements}.items(), key=_first))
-        declared = dict(sorted({n.id: n for n in networks}.items(), key=_first))
+        by_id, declared = {a.id: a for a in agreements}, {n.id: n for n in networks}
         # A reload of unchanged files yields the very same agreement objects (the loader's cache):
-        # their snapshot, and its index, is then the one already built.
-        parts = (*by_id.values(), None, *declared.values())
-        key = tuple(map(id, parts))
+        # their snapshot, and its index, is then the one already built.  The entry holds the objects,
+        # so their ids are not reused while it is kept: the same ids are the same objects.
+        parts = (*by_id.values(), *declared.values())
+        key = (frozenset(map(id, by_id.values())), frozenset(map(id, declared.values())))
         with _BUILT_LOCK:
             built = _BUILT.get(key)
-        if built is not None and all(a is b for a, b in zip(built[0], parts, strict=True)):
+        if built is not None:
             return built[1]
         snapshot = cls(by_id, declared)
         with _BUILT_LOCK:
-            _BUILT[key] = (parts, snapshot)  # holds the parts, so their ids are not reused meanwhile
+            _BUILT[key] = (parts, snapshot)
             while len(_BUILT) > _BUILT_KEPT:
                 del _BUILT[next(iter(_BUILT))]
         return snapshot
@@ -73,13 +73,9 @@ class PolicySet:
         return self.agreements.get(agreement_id)
 
 
-def _first(item: tuple[str, object]) -> str:
-    return item[0]
-
-
 _BUILT_KEPT = 16
 _BUILT_LOCK = threading.Lock()
-_BUILT: dict[tuple[int, ...], tuple[tuple[object, ...], PolicySet]] = {}
+_BUILT: dict[tuple[frozenset[int], frozenset[int]], tuple[tuple[object, ...], PolicySet]] = {}
 
 
 def _networks(agreements: Iterable[Agreement], declared: Mapping[str, Network]) -> dict[str, Network]:

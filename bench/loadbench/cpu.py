@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import make_url
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from .server import process_tree
 
@@ -33,18 +33,17 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICKS  # fields 14 and 15 of proc(5)
 
 
-def postgres_backends(database: str) -> list[int]:
-    """The server's backends for `database` on this machine ("postgres: … <user> <database> <client> …")."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with suppress(OSError):
-            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            words = title.split()
-            if title.startswith("postgres: ") and database in words[2:5]:
-                found.append(int(entry.name))
-    return found
+def postgres_backends(database_url: str) -> list[int]:
+    """The process ids of PostgreSQL's backends connected to the benchmark's database (the server's own
+    pg_stat_activity; this connection's backend left out)."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalars())
+    finally:
+        engine.dispose()
 
 
 def batch_totals(base: str) -> tuple[float, float] | None:
@@ -74,13 +73,13 @@ class CpuMeter:
 
     def __init__(self, root: int, base: str, database_url: str) -> None:
         self.root, self.base = root, base
-        url = make_url(database_url)
-        self.database = url.database if url.get_backend_name() == "postgresql" else None
+        on_postgres = make_url(database_url).get_backend_name() == "postgresql"
+        self.database_url = database_url if on_postgres else None
         self._before: Snapshot | None = None
 
     def _snapshot(self) -> Snapshot:
         server = {pid: cpu for pid in process_tree(self.root) if (cpu := cpu_seconds(pid)) is not None}
-        backends = postgres_backends(self.database) if self.database else []
+        backends = postgres_backends(self.database_url) if self.database_url else []
         postgres = {pid: cpu for pid in backends if (cpu := cpu_seconds(pid)) is not None}
         return Snapshot(server, postgres, batch_totals(self.base))
 
@@ -102,7 +101,7 @@ class CpuMeter:
         return {
             "server_cpu_s": round(server_s, 2),
             "server_cpu_ms_per_request": round(server_s * per, 3) if requests else None,
-            "postgres_cpu_s": round(postgres_s, 2) if self.database else None,
-            "postgres_cpu_ms_per_request": round(postgres_s * per, 3) if requests and self.database else None,
+            "postgres_cpu_s": round(postgres_s, 2) if self.database_url else None,
+            "postgres_cpu_ms_per_request": round(postgres_s * per, 3) if requests and self.database_url else None,
             "audit_batch_mean": round(batch, 2) if batch is not None else None,
         }

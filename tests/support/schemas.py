@@ -36,8 +36,13 @@ def validator(schema: dict[str, Any]) -> Draft202012Validator:
 
 def schema_errors(client: TestClient, body: Any, authorization: str | None = None) -> list[str]:
     """Why the published schema refuses a referral body (empty: it accepts it)."""
-    schema_id = body.get("schema") or DEFAULT_REFERRAL_SCHEMA if isinstance(body, dict) else DEFAULT_REFERRAL_SCHEMA
-    return messages(validator(published(client, schema_id, authorization)), body)
+    return messages(validator(published(client, schema_of(body), authorization)), body)
+
+
+def schema_of(body: Any) -> str:
+    """The schema a referral body names (the default when it names none)."""
+    named = body.get("schema") if isinstance(body, dict) else None
+    return str(named) if named else DEFAULT_REFERRAL_SCHEMA
 
 
 def messages(checker: Draft202012Validator, body: Any) -> list[str]:
@@ -56,7 +61,7 @@ def accepted_referrals_match_the_schema(client: TestClient) -> Callable[[httpx.R
         if request.method != "POST" or request.url.path != "/v1/referrals" or response.status_code != 201:
             return
         body = json.loads(request.read() or b"null")
-        schema_id = body.get("schema") or DEFAULT_REFERRAL_SCHEMA if isinstance(body, dict) else DEFAULT_REFERRAL_SCHEMA
+        schema_id = schema_of(body)
         authorization = request.headers.get("Authorization")
         in_force = client.app.state.cb.policies.current  # type: ignore[attr-defined]
         known = fetched.get((schema_id, authorization))
