@@ -19,7 +19,7 @@ from app.crypto.envelope import BlindIndex, Envelope
 from app.crypto.keyring import Keyring, open_keyring
 from app.crypto.reload import KeyringFile
 from app.crypto.secrets import SecretHasher
-from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, transaction
+from app.db import LoopReads, make_engine, make_read_sessionmaker, make_sessionmaker, transaction
 from app.policy.loader import LoadResult
 from app.policy.store import PolicyStore
 from app.referrals.schemas import referral_field_paths
@@ -90,6 +90,7 @@ def build_state(settings: Settings, *, migrate_now: bool | None = None) -> AppSt
         engine=engine,
         sessions=make_sessionmaker(engine),
         read_sessions=make_read_sessionmaker(engine),
+        loop_reads=LoopReads(engine),
         tokens=tokens,
         envelope=Envelope(keyring),
         blind_index=BlindIndex(keyring),

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -104,6 +105,7 @@ def make_engine(url: str, *, threads: int = 8, writer_wait_seconds: float | None
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         writers = WriterQueue(path, writer_wait_seconds)
+        _WRITERS[engine] = writers
         _release_after_end(engine.dialect, writers)
 
         @event.listens_for(engine, "checkin")
@@ -124,6 +126,168 @@ def make_engine(url: str, *, threads: int = 8, writer_wait_seconds: float | None
     # process): at most threads + 4 per process.
     return create_engine(url, pool_pre_ping=False, pool_recycle=1800, pool_size=min(threads, 10),
                          max_overflow=max(threads - 10, 0) + 4, **kwargs)
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictionary()
+"""The writer queue of each SQLite engine with a file (see WriterQueue)."""
+
+
+class DedicatedConnection:
+    """One DBAPI connection kept by one thread for its own transactions: the log's committer.
+
+    No pool checkout, no Session and no SQLAlchemy statement per transaction: ``transaction``
+    yields the driver's connection inside BEGIN … COMMIT.  On SQLite it takes the same writer
+    turn as every other write (WriterQueue, then BEGIN IMMEDIATE) and hands it on after the
+    commit or rollback; on PostgreSQL the driver begins the transaction itself.  A connection
+    that fails is dropped, and the next transaction opens a new one.  Use from one thread only.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._raw: Any = None
+
+    def _connection(self) -> Any:
+        if self._raw is None:
+            raw = self.engine.raw_connection()
+            driver: Any = raw.driver_connection
+            if self._sqlite:
+                driver.execute("PRAGMA query_only=OFF")  # a pooled reader may have left it on
+            else:
+                driver.read_only = False
+            self._raw = raw
+        return self._raw
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        raw = self._connection()
+        driver = raw.driver_connection
+        writers = _WRITERS.get(self.engine) if self._sqlite else None
+        if writers is not None:
+            writers.acquire(raw.info)
+        try:
+            if self._sqlite:
+                driver.execute("BEGIN IMMEDIATE")
+            yield driver
+            self._commit(driver)
+        except BaseException:
+            self._end_failed(raw)
+            raise
+        finally:
+            if writers is not None:
+                writers.release(raw.info)
+
+    @staticmethod
+    def _commit(driver: Any) -> None:
+        """The durable end of a transaction (fsync).  Tests replace this to make commits fail."""
+        driver.commit()
+
+    def _end_failed(self, raw: Any) -> None:
+        try:
+            raw.driver_connection.rollback()
+        except Exception:  # noqa: BLE001 - the connection is broken: open another next time
+            with suppress(Exception):
+                raw.invalidate()
+            self._raw = None
+
+    def close(self) -> None:
+        if self._raw is not None:
+            with suppress(Exception):
+                self._raw.close()
+            self._raw = None
+
+
+class LoopReads:
+    """A read-only DBAPI connection for handlers on the event loop: hot reads without a Session.
+
+    ``snapshot`` yields the driver's connection inside one read-only transaction (SQLite: a
+    deferred BEGIN with query_only on, so it takes no lock and cannot write; PostgreSQL: the
+    connection is read-only, each transaction begins with its first statement).  The block
+    must not await: it runs start to end on the loop, so one connection serves every request
+    of the loop in turn (a lock keeps another thread's loop out meanwhile).  A connection that
+    fails is dropped and the next snapshot opens another.  ``close`` gives it back.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._raw: Any = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> Any:
+        if self._raw is None:
+            raw = self.engine.raw_connection()
+            driver: Any = raw.driver_connection
+            if self._sqlite:
+                driver.execute("PRAGMA query_only=ON")
+            else:
+                driver.read_only = True
+            self._raw = raw
+        return self._raw
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        with self._lock:
+            raw = self._connection()
+            driver = raw.driver_connection
+            try:
+                if self._sqlite:
+                    driver.execute("BEGIN")
+                yield driver
+                driver.commit()  # a read-only transaction: this only ends the snapshot
+            except BaseException:
+                self._end_failed(raw)
+                raise
+
+    def _end_failed(self, raw: Any) -> None:
+        try:
+            raw.driver_connection.rollback()
+        except Exception:  # noqa: BLE001 - the connection is broken: open another next time
+            with suppress(Exception):
+                raw.invalidate()
+            self._raw = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._raw is not None:
+                raw, self._raw = self._raw, None
+                if self._sqlite:
+                    with suppress(Exception):
+                        raw.driver_connection.execute("PRAGMA query_only=OFF")
+                with suppress(Exception):
+                    raw.close()
+
+
+class CompiledSelect:
+    """A SELECT compiled once for one dialect and run on a DBAPI connection.
+
+    Rows come back as tuples with each column's values converted as SQLAlchemy would (UTC
+    datetimes, JSON, booleans), without a Connection, a result object or the statement cache.
+    Parameters are by name, as the statement's bindparams are.
+    """
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self.names: list[str] | None = list(compiled.positiontup) if compiled.positional else None
+        self.columns = [column.key for column in statement.selected_columns]
+        self._convert = [
+            column.type._cached_result_processor(dialect, None)  # noqa: SLF001 - what Result uses
+            for column in statement.selected_columns
+        ]
+
+    def rows(self, connection: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(self.sql, [params[name] for name in self.names] if self.names is not None else params)
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+        convert = self._convert
+        if not any(convert):
+            return [tuple(row) for row in fetched]
+        return [tuple(v if f is None or v is None else f(v) for f, v in zip(convert, row, strict=True))
+                for row in fetched]
 
 
 class WriterBusy(OperationalError):

@@ -90,9 +90,12 @@ def log_reads(state: AppState, session: Session, events: list[AuditEvent]) -> No
     state.audit.record_many(session, events, now=state.clock())
 
 
-async def log_reads_async(state: AppState, session: Session, events: list[AuditEvent]) -> None:
-    """``log_reads`` for a handler on the event loop with a read-only session: durable on return."""
-    await state.audit.record_many_async(session, events, now=state.clock())
+async def log_reads_async(state: AppState, session: Session | None, events: list[AuditEvent]) -> None:
+    """``log_reads`` for a handler on the event loop, with a read-only session or none: durable on return."""
+    if session is None:
+        await state.audit.commit_async(state.engine, events, now=state.clock())
+    else:
+        await state.audit.record_many_async(session, events, now=state.clock())
 
 
 def denial_event(
@@ -142,7 +145,7 @@ class denials_logged:  # noqa: N801 - used as a context manager, reads like a ph
     """Log any refusal raised inside the block as a denial, then let it propagate."""
 
     def __init__(
-        self, state: AppState, session: Session, ctx: ReadContext, record_ids: Mapping[str, Any], *,
+        self, state: AppState, session: Session | None, ctx: ReadContext, record_ids: Mapping[str, Any], *,
         extra_refusals: bool = False,
     ) -> None:
         self.state, self.session, self.ctx, self.record_ids = state, session, ctx, record_ids
@@ -157,6 +160,9 @@ class denials_logged:  # noqa: N801 - used as a context manager, reads like a ph
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         event = self._denial(exc)
         if event is not None:
+            if self.session is None:
+                log_refusal(self.state, event)
+                return
             self.session.rollback()
             self.state.audit.record(self.session, event, now=self.state.clock())
 
@@ -164,11 +170,12 @@ class denials_logged:  # noqa: N801 - used as a context manager, reads like a ph
         return None
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        """The same for a handler on the event loop with a read-only session."""
+        """The same for a handler on the event loop, with a read-only session or none."""
         event = self._denial(exc)
         if event is not None:
-            self.session.rollback()
-            await self.state.audit.record_many_async(self.session, [event], now=self.state.clock())
+            if self.session is not None:
+                self.session.rollback()
+            await log_reads_async(self.state, self.session, [event])
 
     def _denial(self, exc: BaseException | None) -> AuditEvent | None:
         from app.errors import AppError

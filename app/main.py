@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 keyring_watcher.stop()
             checkpointer.stop()
             watcher.stop()
+            state.loop_reads.close()
             state.engine.dispose()
 
     app = FastAPI(

@@ -23,6 +23,7 @@ from app.crypto.envelope import BlindIndex, Envelope
 from app.crypto.keyring import Keyring
 from app.crypto.reload import KeyringFile
 from app.crypto.secrets import SecretHasher
+from app.db import LoopReads
 from app.errors import ServiceUnavailable
 from app.policy.store import PolicyStore
 
@@ -35,6 +36,8 @@ class AppState:
     sessions: sessionmaker[Session]
     # Units of work that only read (app.db.make_read_sessionmaker): no lock on SQLite.
     read_sessions: sessionmaker[Session]
+    # The event loop's own read-only connection, for the hot reads (app.db.LoopReads).
+    loop_reads: LoopReads
     tokens: TokenService
     envelope: Envelope
     blind_index: BlindIndex

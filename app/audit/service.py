@@ -18,20 +18,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app import metrics
 from app.audit import merkle, store
 from app.audit.checkpoints import CheckpointSigner
 from app.audit.events import AuditEvent, InvalidEvent, check_event, encode_details
-from app.audit.group_commit import AsyncGroupCommitter, GroupCommitter
-from app.audit.leaf import CLEAR_COLUMNS, clear_text, details_aad, leaf_bytes_many, to_us
+from app.audit.group_commit import Committer
+from app.audit.leaf import clear_text, details_aad, leaf_bytes_many, to_us
 from app.audit.sealing import AuditSealer
 from app.crypto.envelope import BlindIndex
 from app.crypto.keyring import Keyring
@@ -95,8 +96,7 @@ class AuditLog:
     def __init__(self, keyring: Keyring, blind_index: BlindIndex, *, origin: str) -> None:
         self.sealer = AuditSealer(keyring, blind_index)
         self.signer = CheckpointSigner(keyring, origin)
-        self._committers: dict[Engine, GroupCommitter] = {}
-        self._async_committers: dict[Engine, AsyncGroupCommitter] = {}
+        self._committers: dict[Engine, Committer] = {}
         self._committers_lock = threading.Lock()
 
     @property
@@ -114,9 +114,12 @@ class AuditLog:
         batch = list(events)
         if not batch:
             return []
+        return self._append(lambda: dbapi_connection(session), batch, now)
+
+    def _append(self, connection: Callable[[], Any], batch: list[AuditEvent], now: datetime | None) -> list[int]:
         try:
             prepared = [self._prepare(event) for event in batch]
-            seqs = self._write(session.connection(), prepared, now)
+            seqs = self._write(connection(), prepared, now)
             metrics.count_audit_events(batch)
             return seqs
         except AuditUnavailable:
@@ -156,12 +159,9 @@ class AuditLog:
             session.commit()  # nothing to write: this ends the snapshot and frees the connection
         if not isinstance(engine, Engine):  # a session bound to a connection has a transaction
             return self.append_many(session, batch, now=now)
-        with self._committers_lock:
-            committer = self._committers.get(engine)
-            if committer is None:
-                committer = self._committers[engine] = GroupCommitter(engine, self._append_batch)
         self._check_all(batch)
-        return committer.submit_many(batch, now)
+        with _unavailable_on_failure():
+            return self._committer(engine).submit(batch, now)
 
     async def record_many_async(
         self, session: Session, events: Iterable[AuditEvent], *, now: datetime | None = None
@@ -171,20 +171,29 @@ class AuditLog:
         The session's snapshot ends first; the entries are committed by this process's
         committer thread with whatever else is queued, and this returns once they are durable.
         """
+        if not session.info.get("read_only"):
+            raise TypeError("record_many_async takes a read-only session (app.db.make_read_sessionmaker)")
+        if session.in_transaction():
+            session.commit()  # nothing to write: this ends the snapshot and frees the connection
+        return await self.commit_async(session.info["write_engine"], events, now=now)
+
+    async def commit_async(
+        self, engine: Engine, events: Iterable[AuditEvent], *, now: datetime | None = None
+    ) -> list[int]:
+        """Commit entries to the engine's log from the event loop, holding no transaction: durable on return."""
         batch = list(events)
         if not batch:
             return []
-        if not session.info.get("read_only"):
-            raise TypeError("record_many_async takes a read-only session (app.db.make_read_sessionmaker)")
-        engine = session.info["write_engine"]
-        if session.in_transaction():
-            session.commit()  # nothing to write: this ends the snapshot and frees the connection
         self._check_all(batch)
+        with _unavailable_on_failure():
+            return await self._committer(engine).submit_async(batch, now)
+
+    def _committer(self, engine: Engine) -> Committer:
         with self._committers_lock:
-            committer = self._async_committers.get(engine)
+            committer = self._committers.get(engine)
             if committer is None:
-                committer = self._async_committers[engine] = AsyncGroupCommitter(engine, self._append_batch)
-        return await committer.submit_many(batch, now)
+                committer = self._committers[engine] = Committer(engine, self._append_batch)
+            return committer
 
     @staticmethod
     def _check_all(batch: list[AuditEvent]) -> None:
@@ -195,10 +204,9 @@ class AuditLog:
             log.error("an audit entry was refused", extra={"error_type": type(exc).__name__, "reason": str(exc)})
             raise EventRejected() from exc
 
-    def _append_batch(
-        self, session: Session, events: list[AuditEvent], now: datetime | None
-    ) -> list[int]:
-        return self.append_many(session, events, now=now)
+    def _append_batch(self, connection: Any, events: list[AuditEvent], now: datetime | None) -> list[int]:
+        """The committer's write: events in the DBAPI connection's open transaction."""
+        return self._append(lambda: connection, events, now)
 
     def _prepare(self, event: AuditEvent) -> _Prepared:
         check_event(event)
@@ -217,10 +225,14 @@ class AuditLog:
         return _Prepared(clear, encode_details(event.details))
 
     def _write(
-        self, conn: Connection, prepared: list[_Prepared], now: datetime | None
+        self, connection: Any, prepared: list[_Prepared], now: datetime | None
     ) -> list[int]:
-        """Lock the head, seal, chain, hash and insert.  Tests replace this to inject faults."""
-        head = store.read_head(conn, lock=True)
+        """Lock the head, seal, chain, hash and insert, on a DBAPI connection in its transaction.
+
+        Tests replace this to inject faults.
+        """
+        appender = store.Appender(connection)
+        head = appender.read_head_locked()
         key_id, material = self.sealer.sealing_key()
         time_us = max(to_us(now or utcnow()), head.time_us)  # time never runs backwards
         rows: list[tuple[Any, ...]] = []
@@ -238,17 +250,22 @@ class AuditLog:
         known.update(((level, index), h) for level, index, h in new_nodes)
         size = head.size + len(rows)
         peaks = tuple(known[key] for key in store.peak_keys(size))
-        store.write(
-            conn,
-            [_row_dict(row) for row in rows],
-            new_nodes,
-            store.Head(size, prev, peaks, time_us),
-        )
+        appender.write(rows, new_nodes, store.Head(size, prev, peaks, time_us))
         return list(range(head.size, size))
 
 
-_ROW_KEYS = ("seq", "time_us", *CLEAR_COLUMNS, "details", "prev_hash", "leaf_hash")
+@contextmanager
+def _unavailable_on_failure() -> Iterator[None]:
+    """A batch that failed after its entries were written (the commit itself): 503, like any failed append."""
+    try:
+        yield
+    except AuditUnavailable:
+        raise
+    except Exception as exc:
+        log.error("the disclosure log cannot be written", extra={"error_type": type(exc).__name__})
+        raise AuditUnavailable() from exc
 
 
-def _row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    return dict(zip(_ROW_KEYS, row, strict=True))
+def dbapi_connection(session: Session) -> Any:
+    """The driver's connection under the session's transaction (begun if it was not)."""
+    return session.connection().connection.driver_connection

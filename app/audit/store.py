@@ -1,4 +1,4 @@
-"""The log's SQL: the locked head row, inserts, and a database-backed Merkle NodeStore."""
+"""The log's SQL: the head row, the append's statements, and a database-backed Merkle NodeStore."""
 
 from __future__ import annotations
 
@@ -6,15 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import (
-    Connection,
-    Table,
-    bindparam,
-    func,
-    select,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table, func, select
 
 from app.audit.leaf import ROW_COLUMNS, ZERO_HASH
 from app.audit.merkle import HASH_SIZE, NodeKey, StoredNode
@@ -52,30 +44,8 @@ def peak_keys(size: int) -> list[NodeKey]:
     return [(lvl, (size >> lvl) - 1) for lvl in levels]
 
 
-def _head_query(*, lock: bool) -> Any:
-    query = select(head.c.size, head.c.last_hash, head.c.peaks, head.c.time_us).where(
-        head.c.id == HEAD_ID
-    )
-    # FOR UPDATE serializes appenders across processes on PostgreSQL; SQLite's BEGIN
-    # IMMEDIATE already did (SQLAlchemy renders nothing there).
-    return query.with_for_update() if lock else query
-
-
-# Built once: constructing statements costs more than running them on the append path.
-_READ_HEAD = _head_query(lock=False)
-_LOCK_HEAD = _head_query(lock=True)
-_INSERT_ENTRIES = entries.insert()
-_INSERT_NODES = nodes.insert()
-_MOVE_HEAD = (
-    update(head)
-    .where(head.c.id == HEAD_ID)
-    .values(
-        size=bindparam("new_size"),
-        last_hash=bindparam("new_last_hash"),
-        peaks=bindparam("new_peaks"),
-        time_us=bindparam("new_time_us"),
-    )
-)
+# Built once: constructing statements costs more than running them.
+_READ_HEAD = select(head.c.size, head.c.last_hash, head.c.peaks, head.c.time_us).where(head.c.id == HEAD_ID)
 
 
 def _to_head(row: Any) -> Head:
@@ -88,22 +58,13 @@ def _to_head(row: Any) -> Head:
     return Head(size, bytes(last_hash), peaks, time_us)
 
 
-def _insert_ignore(conn: Connection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(head).on_conflict_do_nothing()
+def read_head(conn: Connection) -> Head:
+    """The head (empty when no entry was ever appended); appenders lock it (``Appender``)."""
+    row = conn.execute(_READ_HEAD).first()
+    return _EMPTY_HEAD if row is None else _to_head(row)
 
 
-def read_head(conn: Connection, *, lock: bool = False) -> Head:
-    """The head; created empty on first use. ``lock`` holds it until the transaction ends."""
-    query = _LOCK_HEAD if lock else _READ_HEAD
-    row = conn.execute(query).first()
-    if row is None:
-        conn.execute(
-            _insert_ignore(conn),
-            {"id": HEAD_ID, "size": 0, "last_hash": ZERO_HASH, "peaks": b"", "time_us": 0},
-        )
-        row = conn.execute(query).one()
-    return _to_head(row)
+_EMPTY_HEAD = Head(0, ZERO_HASH, (), 0)
 
 
 def read_head_unchecked(conn: Connection) -> tuple[int, bytes, bytes] | None:
@@ -172,23 +133,86 @@ def interior_nodes(conn: Connection, level: int, first: int, last: int) -> list[
     return [(i, bytes(h)) for i, h in _raw_rows(conn, query)]
 
 
-def write(
-    conn: Connection, rows: list[dict[str, Any]], new_nodes: Sequence[StoredNode], new_head: Head
-) -> None:
-    """Insert entries and interior nodes and move the head, in the caller's transaction."""
-    conn.execute(_INSERT_ENTRIES, rows if len(rows) > 1 else rows[0])
-    interior = [{"level": lvl, "node_index": i, "hash": h} for lvl, i, h in new_nodes if lvl]
-    if interior:
-        conn.execute(_INSERT_NODES, interior if len(interior) > 1 else interior[0])
-    conn.execute(
-        _MOVE_HEAD,
-        {
-            "new_size": new_head.size,
-            "new_last_hash": new_head.last_hash,
-            "new_peaks": b"".join(new_head.peaks),
-            "new_time_us": new_head.time_us,
-        },
+class Appender:
+    """The append's statements on a DBAPI connection (sqlite3 or psycopg), in its open transaction.
+
+    The append is the hottest write of the service: every disclosure makes one.  Its SQL is
+    written out once per driver and run on the driver's cursor, with plain ints and bytes as
+    parameters, so a batch costs what the database costs: lock and read the head, insert the
+    entries and nodes (one executemany each), move the head.
+    """
+
+    def __init__(self, dbapi_connection: Any) -> None:
+        self.connection = dbapi_connection
+        self.sql = _PSYCOPG_SQL if _is_psycopg(dbapi_connection) else _SQLITE_SQL
+
+    def read_head_locked(self) -> Head:
+        """The head, locked until the transaction ends (FOR UPDATE on PostgreSQL; SQLite's
+        BEGIN IMMEDIATE already serializes writers); created empty on first use."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(self.sql.lock_head)
+            row = cursor.fetchone()
+            if row is None:
+                cursor.execute(self.sql.insert_head, (ZERO_HASH, b""))
+                cursor.execute(self.sql.lock_head)
+                row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return _to_head(row)
+
+    def write(self, rows: Sequence[tuple[Any, ...]], new_nodes: Sequence[StoredNode], new_head: Head) -> None:
+        """Insert entries (tuples in ENTRY_COLUMNS order) and interior nodes, and move the head."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.executemany(self.sql.insert_entries, rows)
+            interior = [(lvl, i, h) for lvl, i, h in new_nodes if lvl]
+            if interior:
+                cursor.executemany(self.sql.insert_nodes, interior)
+            cursor.execute(
+                self.sql.move_head,
+                (new_head.size, new_head.last_hash, b"".join(new_head.peaks), new_head.time_us),
+            )
+        finally:
+            cursor.close()
+
+
+ENTRY_COLUMNS = (*ROW_COLUMNS, "leaf_hash")
+"""Column order of the rows ``Appender.write`` inserts."""
+
+
+@dataclass(frozen=True, slots=True)
+class _AppendSql:
+    lock_head: str
+    insert_head: str
+    insert_entries: str
+    insert_nodes: str
+    move_head: str
+
+
+def _append_sql(mark: str, lock: str) -> _AppendSql:
+    def marks(n: int) -> str:
+        return ", ".join([mark] * n)
+
+    # Table and column names and placeholders only: no value is ever formatted in.
+    columns = ", ".join(ENTRY_COLUMNS)
+    return _AppendSql(
+        lock_head=f"SELECT size, last_hash, peaks, time_us FROM audit_head WHERE id = {HEAD_ID}{lock}",  # noqa: S608
+        insert_head=(f"INSERT INTO audit_head (id, size, last_hash, peaks, time_us) VALUES "  # noqa: S608
+                     f"({HEAD_ID}, 0, {marks(2)}, 0) ON CONFLICT DO NOTHING"),
+        insert_entries=f"INSERT INTO audit_entries ({columns}) VALUES ({marks(len(ENTRY_COLUMNS))})",  # noqa: S608
+        insert_nodes=f"INSERT INTO audit_nodes (level, node_index, hash) VALUES ({marks(3)})",  # noqa: S608
+        move_head=(f"UPDATE audit_head SET size = {mark}, last_hash = {mark}, peaks = {mark}, "  # noqa: S608
+                   f"time_us = {mark} WHERE id = {HEAD_ID}"),
     )
+
+
+_SQLITE_SQL = _append_sql("?", "")
+_PSYCOPG_SQL = _append_sql("%s", " FOR UPDATE")
+
+
+def _is_psycopg(dbapi_connection: Any) -> bool:
+    return type(dbapi_connection).__module__.startswith("psycopg")
 
 
 class DbNodeStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from fastapi.openapi.models import OAuth2 as OAuth2Model
@@ -118,6 +118,26 @@ class TokenCaller:
 
     def confirm(self, session: Session) -> Principal:
         return _confirm_enabled(session, self._principal)
+
+    @property
+    def client_id(self) -> str:
+        return self._principal.client_id
+
+    def confirmed_by(self, read: ClientStanding) -> Principal:
+        """The principal, once a read that looked up this client in its own statement found it enabled."""
+        if read.client_id != self._principal.client_id or not read.client_enabled:
+            raise Unauthorized("The access token is invalid or expired.")
+        return self._principal
+
+
+class ClientStanding(Protocol):
+    """What a read that folds in the client check reports (app.referrals.snapshot.CallerRead)."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def client_enabled(self) -> bool: ...
 
 
 async def token_caller(

@@ -28,10 +28,9 @@ from app.errors import (
 )
 from app.pagination import decode_cursor, encode_cursor
 from app.policy.policy_set import PolicySet
-from app.referrals import repository, sealed, sections, snapshot
+from app.referrals import repository, sealed, sections
 from app.referrals.lifecycle import Actor, Status, actors_for, allowed_targets, targets_for
 from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
-from app.referrals.render import render_referral
 from app.referrals.schemas import (
     CODED_FIELDS_V2,
     REFERRAL_MODELS,
@@ -259,14 +258,6 @@ def load(session: Session, referral_id: str, *, for_update: bool = False) -> Ref
     return referral
 
 
-def read(
-    session: Session, principal: Principal, referral_id: str, purpose: str,
-    policies: PolicySet, view: str | None, today: date,
-) -> tuple[ReferralSnapshot, access.Grant]:
-    referral = snapshot.load(session, referral_id)
-    return referral, access.referral_grant(policies, principal, referral, purpose, view, today)
-
-
 @dataclass(frozen=True, slots=True)
 class ReplyGrant:
     grant: access.Grant
@@ -285,12 +276,6 @@ def reply_grant(
     except (BadRequest, access.AccessDenied):
         return None  # the change stands; the reply just carries no case data
     return ReplyGrant(grant, stated)
-
-
-def read_in_full(session: Session, crypto: Crypto, referral_id: str) -> tuple[ReferralSnapshot, dict[str, Any]]:
-    """Every field, no decision: only for bench/load.py's baseline (see app.config.bench_bare_reads)."""
-    referral = snapshot.load(session, referral_id)
-    return referral, render_referral(referral, referral.subject, crypto.envelope, ALL_FIELDS)
 
 
 def _after(cursor: str | None) -> tuple[datetime, str] | None:

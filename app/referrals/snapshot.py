@@ -15,8 +15,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from app.agencies.models import ApiClient
+from app.db import CompiledSelect
 from app.errors import Gone, NotFound
 from app.referrals.models import Assignment, Referral, StatusChange
 from app.retention import tombstones
@@ -118,6 +121,70 @@ _ASSIGNED = (
 _TOMBSTONE = select(_tombstones.c.reason, _tombstones.c.at).where(_tombstones.c.record_id == bindparam("referral_id"))
 
 
+_clients = cast(Table, ApiClient.__table__)
+# The hot read in one statement: the caller's client (is it enabled?), the referral, its subject
+# and its tombstone.  Every join is outer and keyed by the ids asked for, so one row answers all
+# four questions: no row, an unknown client; no referral id, look at the tombstone.
+_LEAN_MAIN = (
+    select(
+        _clients.c.disabled.label("client_disabled"),
+        *_MAIN.selected_columns,
+    )
+    .select_from(
+        _clients.outerjoin(_referrals, _referrals.c.id == bindparam("referral_id"))
+        .outerjoin(_subjects, _subjects.c.id == _referrals.c.subject_id)
+        .outerjoin(_tombstones, _tombstones.c.record_id == bindparam("referral_id"))
+    )
+    .where(_clients.c.id == bindparam("client_id"))
+)
+_LEAN: dict[str, tuple[CompiledSelect, CompiledSelect, CompiledSelect]] = {}
+
+
+def _lean(dialect: Dialect) -> tuple[CompiledSelect, CompiledSelect, CompiledSelect]:
+    found = _LEAN.get(dialect.name)
+    if found is None:
+        found = _LEAN[dialect.name] = (CompiledSelect(_LEAN_MAIN, dialect), CompiledSelect(_HISTORY, dialect),
+                                       CompiledSelect(_ASSIGNED, dialect))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRead:
+    """One lean read: whether the caller's client may call, and the referral or why there is none."""
+
+    client_id: str
+    client_enabled: bool
+    referral: ReferralSnapshot | None
+    refusal: NotFound | Gone | None  # why there is no referral
+
+    def found(self) -> ReferralSnapshot:
+        """The referral; else the 404 or 410 that says why there is none."""
+        if self.referral is None:
+            raise self.refusal or NotFound("No such referral.")
+        return self.referral
+
+
+def load_lean(connection: Any, dialect: Dialect, client_id: str, referral_id: str) -> CallerRead:
+    """The client's standing and the referral, in a snapshot of a DBAPI connection (app.db.LoopReads).
+
+    Three statements, no Session: the main one (client, referral, subject, tombstone), then the
+    lifecycle and the assignments, only when there is a referral to show.
+    """
+    main, history, assigned = _lean(dialect)
+    params = {"referral_id": referral_id, "client_id": client_id}
+    rows = main.rows(connection, params)
+    if not rows or rows[0][0] is not False:
+        return CallerRead(client_id, False, None, None)
+    values = dict(zip(main.columns, rows[0], strict=True))
+    if values["tombstone_reason"] is not None:
+        return CallerRead(client_id, True, None, _gone(values["tombstone_reason"], values["tombstone_at"]))
+    if values["id"] is None:
+        return CallerRead(client_id, True, None, NotFound("No such referral."))
+    steps = tuple(StatusStep(*step) for step in history.rows(connection, params))
+    agencies = [agency for (agency,) in assigned.rows(connection, params)]
+    return CallerRead(client_id, True, _from_values(values, steps, agencies), None)
+
+
 def load(session: Session, referral_id: str) -> ReferralSnapshot:
     """The referral, or 410 if it was purged or erased (even while its rows await deletion), or 404."""
     conn = session.connection()
@@ -165,13 +232,19 @@ def _refuse(conn: Connection, row: Any, params: dict[str, str]) -> None:
     gone = (row.tombstone_reason, row.tombstone_at) if row is not None else conn.execute(_TOMBSTONE, params).first()
     if gone is None:
         raise NotFound("No such referral.")
-    reason, at = gone
+    raise _gone(*gone)
+
+
+def _gone(reason: str, at: datetime) -> Gone:
     past = tombstones.PAST[reason]
-    raise Gone(f"This referral was {past} on {at.date().isoformat()}.", slug=f"referral-{past}")
+    return Gone(f"This referral was {past} on {at.date().isoformat()}.", slug=f"referral-{past}")
 
 
 def _snapshot(row: Any, history: Sequence[StatusStep], assigned: list[str]) -> ReferralSnapshot:
-    values = row._mapping
+    return _from_values(row._mapping, history, assigned)
+
+
+def _from_values(values: Any, history: Sequence[StatusStep], assigned: list[str]) -> ReferralSnapshot:
     subject = SubjectSnapshot(*(values[f"subject__{name}"] for name in _SUBJECT_FIELDS))
     columns: dict[str, Any] = {name: values[name] for name in _REFERRAL_FIELDS}
     return ReferralSnapshot(**columns, subject=subject, history=tuple(history), assigned_agencies=assigned)

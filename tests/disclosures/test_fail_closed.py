@@ -29,7 +29,7 @@ def broken_append(state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> list[int]:
         raise AuditUnavailable()
 
-    monkeypatch.setattr(state.audit, "append_many", refuse)
+    monkeypatch.setattr(state.audit, "_append", refuse)  # every append passes here
 
 
 @pytest.fixture
@@ -99,8 +99,12 @@ def test_no_log_no_data_and_no_change(
 def test_a_commit_that_fails_sends_nothing(
     app_client: TestClient, auth: Auth, post_referral: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import sqlite3
+
     from sqlalchemy.exc import OperationalError
     from sqlalchemy.orm import Session
+
+    from app.db import DedicatedConnection
 
     rid = post_referral()["id"]
     headers = auth(REFERRER, **PURPOSE)
@@ -108,7 +112,17 @@ def test_a_commit_that_fails_sends_nothing(
     def fail(self: Session) -> None:
         raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
 
+    def fail_log_commit(driver: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    # A session's commit (a write and its entry) and the log committer's (a read's entry).
     monkeypatch.setattr(Session, "commit", fail)
-    response = app_client.get(f"/v1/referrals/{rid}", headers=headers)
-    assert response.status_code == 503
-    assert "Yasmin" not in response.text
+    monkeypatch.setattr(DedicatedConnection, "_commit", staticmethod(fail_log_commit))
+    for response in (
+        app_client.get(f"/v1/referrals/{rid}", headers=headers),
+        app_client.get(f"/v1/referrals/{rid}/notes", headers=headers),
+        app_client.post(f"/v1/referrals/{rid}/transitions", json={"to": "withdrawn", "reason": "moved away"},
+                        headers=headers),
+    ):
+        assert response.status_code == 503, (response.request.url, response.text)
+        assert "Yasmin" not in response.text

@@ -120,7 +120,7 @@ class TestSummaries:
         def refuse(*args: Any, **kwargs: Any) -> list[int]:
             raise AuditUnavailable()
 
-        monkeypatch.setattr(state.audit, "append_many", refuse)
+        monkeypatch.setattr(state.audit, "_append", refuse)  # every append passes here
         response = sync(app_client, auth)
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
