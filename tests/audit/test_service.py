@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audit_support import OTHER_SUBJECT, SUBJECT, event, fill, row, sign
@@ -335,6 +337,64 @@ class TestAsyncGroupCommit:
         assert all(isinstance(o, AuditUnavailable) for o in outcomes)
         monkeypatch.undo()
         assert entries(service) == []
+
+    def test_the_committer_gives_its_connection_back_when_the_log_is_idle(self, service: AppState) -> None:
+        """Its one DBAPI connection is kept while entries keep coming, and back in the pool after."""
+        checked_out = service.engine.pool.checkedout()  # type: ignore[attr-defined]
+
+        async def main() -> list[list[int]]:
+            with service.read_sessions() as session:
+                return await asyncio.gather(*(service.audit.record_many_async(session, [event()]) for _ in range(20)))
+
+        assert sorted(seq for seqs in asyncio.run(main()) for seq in seqs) == list(range(20))
+        deadline = time.monotonic() + 5
+        while service.engine.pool.checkedout() > checked_out and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        assert service.engine.pool.checkedout() == checked_out  # type: ignore[attr-defined]
+
+    def test_a_connection_that_breaks_fails_its_batch_and_the_next_batch_opens_another(
+        self, service: AppState, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from app.db import DedicatedConnection
+
+        commit = DedicatedConnection.__dict__["_commit"]  # the staticmethod itself
+
+        def break_then_fail(driver: Any) -> None:
+            driver.close()  # the server went away mid-transaction
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+        monkeypatch.setattr(DedicatedConnection, "_commit", staticmethod(break_then_fail))
+        with service.sessions() as session, pytest.raises(AuditUnavailable):
+            service.audit.record(session, event())
+        monkeypatch.setattr(DedicatedConnection, "_commit", commit)
+        assert entries(service) == []
+        with service.sessions() as session:
+            assert service.audit.record(session, event()) == 0  # nothing of the failed batch was kept
+        sign(service)
+        assert live.verify_database(service.sessions, service.audit.signer).ok
+
+    def test_sync_and_async_callers_share_one_committer(self, service: AppState) -> None:
+        """Worker threads (sync) and the event loop (async) append through the same thread, in one order."""
+        seqs: list[int] = []
+
+        def writer() -> None:
+            for _ in range(10):
+                with service.sessions() as session:
+                    seqs.append(service.audit.record(session, event()))
+
+        async def reader() -> None:
+            for _ in range(10):
+                with service.read_sessions() as session:
+                    seqs.extend(await service.audit.record_many_async(session, [event()]))
+
+        async def main() -> None:
+            await asyncio.gather(reader(), reader(), asyncio.to_thread(writer), asyncio.to_thread(writer))
+
+        asyncio.run(main())
+        assert sorted(seqs) == list(range(40))
+        assert len(service.audit._committers) == 1  # noqa: SLF001 - one committer per engine and process
+        sign(service)
+        assert live.verify_database(service.sessions, service.audit.signer).ok
 
     def test_only_read_only_sessions_are_accepted(self, service: AppState) -> None:
         with service.sessions() as session, pytest.raises(TypeError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -116,3 +117,75 @@ def test_a_committed_writer_that_keeps_its_connection_does_not_hold_up_the_next(
             session.commit()
     finally:
         held.close()
+
+
+class TestTheLoopsOwnRead:
+    """GET /v1/referrals/{id} reads on the event loop's own connection (app.db.LoopReads), the client
+    check folded into the read's first statement: the same answers as the Session's read."""
+
+    def test_it_loads_what_the_sessions_read_loads(
+        self, state: AppState, post_referral: Callable[..., Any], move: Callable[..., Any]
+    ) -> None:
+        from app.referrals import snapshot
+
+        rid = post_referral()["id"]
+        move(rid, "triaged", "accepted", ("assigned", {"agencies": ["youth-ngo-bridges"]}))
+        with state.read_sessions() as session:
+            expected = snapshot.load(session, rid)
+        with state.loop_reads.snapshot() as connection:
+            read = snapshot.load_lean(connection, state.engine.dialect, REFERRER, rid)
+        assert read.client_enabled and read.refusal is None
+        assert read.referral == expected  # datetimes in UTC, JSON lists, booleans, sealed bytes alike
+        assert [step.to_status for step in read.referral.history] == ["submitted", "triaged", "accepted", "assigned"]
+        assert read.referral.assigned_agencies == ["youth-ngo-bridges"]
+        assert read.referral.created_at.tzinfo is not None
+
+    def test_a_disabled_client_reads_nothing_whatever_the_record(
+        self, app_client: TestClient, auth: Auth, state: AppState, post_referral: Callable[..., Any]
+    ) -> None:
+        rid = post_referral()["id"]
+        headers = auth(COORDINATOR, **PURPOSE)
+        assert app_client.get(f"/v1/referrals/{rid}", headers=headers).status_code == 200
+        before = disclosures_to(state, "city-municipality")
+        app_client.post("/v1/admin/clients/municipality-coordinator/disable", headers=auth("municipality-operator"))
+        for path in (f"/v1/referrals/{rid}", "/v1/referrals/ref_doesnotexist"):
+            response = app_client.get(path, headers=headers)
+            assert response.status_code == 401, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "Yasmin" not in response.text
+        assert disclosures_to(state, "city-municipality") == before
+
+    def test_an_unknown_client_is_refused_before_a_missing_record_is_named(self, state: AppState) -> None:
+        from app.referrals import snapshot
+
+        with state.loop_reads.snapshot() as connection:
+            read = snapshot.load_lean(connection, state.engine.dialect, "no-such-client", "ref_doesnotexist")
+        assert not read.client_enabled and read.referral is None and read.refusal is None
+
+    def test_its_connection_cannot_write(self, state: AppState) -> None:
+        with pytest.raises(Exception, match="(?i)read.?only|readonly|attempt to write"), \
+                state.loop_reads.snapshot() as connection:
+            connection.cursor().execute("UPDATE agencies SET name = 'changed'")
+        with state.engine.connect() as conn:
+            assert "changed" not in [row[0] for row in conn.execute(text("SELECT name FROM agencies"))]
+        with state.loop_reads.snapshot() as connection:  # a failed snapshot leaves a usable connection
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            assert cursor.fetchone()[0] == 1
+
+    def test_a_read_does_not_hold_up_a_writer(
+        self, app_client: TestClient, auth: Auth, state: AppState, post_referral: Callable[..., Any]
+    ) -> None:
+        """Between reads the loop's connection holds no snapshot, so writers and checkpoints go on."""
+        rid = post_referral()["id"]
+        assert app_client.get(f"/v1/referrals/{rid}", headers=auth(COORDINATOR, **PURPOSE)).status_code == 200
+        with state.sessions() as session:  # BEGIN IMMEDIATE on SQLite; a leaked read would not stop it,
+            session.execute(text("UPDATE agencies SET name = name"))  # but a leaked write lock would
+            session.commit()
+        if state.engine.dialect.name == "sqlite":
+            import sqlite3
+
+            # A truncating checkpoint reports busy while any reader holds a snapshot.
+            with closing(sqlite3.connect(str(state.engine.url.database), isolation_level=None)) as conn:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert busy == 0
