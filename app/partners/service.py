@@ -18,7 +18,7 @@ from app.errors import Forbidden
 from app.partners.models import PartnerDisclosure
 from app.policy.decision import Decision
 from app.policy.policy_set import PolicySet
-from app.referrals import repository
+from app.referrals import repository, snapshot
 from app.referrals import service as referrals
 from app.referrals.models import Referral
 from app.referrals.snapshot import ReferralSnapshot
@@ -133,9 +133,13 @@ def remember(session: Session, principal: Principal, items: list[Disclosed], now
 def _withdrawals_due(
     session: Session, principal: Principal, purpose: str, policies: PolicySet, now: datetime
 ) -> list[tuple[str, str]]:
-    """Held summaries whose referral changed (or vanished) and is no longer granted."""
+    """Held summaries whose referral changed (or vanished) and is no longer granted.
+
+    Two statements: the held ids whose referral changed since, then those referrals as snapshots
+    (lifecycle and assignments for all of them at once), each decided again.
+    """
     rows = session.execute(
-        select(PartnerDisclosure.referral_id, Referral)
+        select(PartnerDisclosure.referral_id, Referral.id)
         .join(Referral, Referral.id == PartnerDisclosure.referral_id, isouter=True)
         .where(
             PartnerDisclosure.agency_id == principal.agency_id,
@@ -143,8 +147,13 @@ def _withdrawals_due(
             or_(Referral.id.is_(None), Referral.updated_at > PartnerDisclosure.last_disclosed_at),
         )
     ).all()
+    present = [rid for rid, found in rows if found is not None]
+    loaded = {
+        r.id: r for r in snapshot.load_where(session, Referral.id.in_(present), [Referral.id], len(present))
+    } if present else {}
     due = []
-    for referral_id, referral in rows:
+    for referral_id, _ in rows:
+        referral = loaded.get(referral_id)
         still = referral is not None and access.decide_referral(
             policies, principal, referral, purpose, None, now.date()
         ).permit

@@ -11,18 +11,26 @@ from app.policy.vocabulary import RELATIONS, RecordKind
 
 
 @dataclass(frozen=True, slots=True)
+class Candidates:
+    """What one grant needs of a record: one of these relations to it (None: any), and its conditions."""
+
+    relations: frozenset[str] | None
+    when: Conditions
+
+
+@dataclass(frozen=True, slots=True)
 class Reach:
     relation_free: bool  # some rule grants without a relation: every record is a candidate
     relations: frozenset[str]  # otherwise, only records the caller holds one of these to
-    # Every grant needs its record to meet one of these (OR of ANDs); None: some grant has no
-    # condition.  A prefilter only: the decision on each record still decides.
-    conditions: tuple[Conditions, ...] | None = None
+    # Every grant needs its record to meet one of these (OR of ANDs); None: some grant needs
+    # nothing.  A prefilter only: the decision on each record still decides.
+    conditions: tuple[Candidates, ...] | None = None
 
 
 def reach(policy_set: PolicySet, caller: Caller, purpose: str, kind: RecordKind, now: date) -> Reach:
     relation_free = False
     relations: set[str] = set()
-    conditions: list[Conditions] | None = []
+    conditions: list[Candidates] | None = []
     for agreement in policy_set:
         if agreement_failure(agreement, caller, now) is not None:
             continue
@@ -40,5 +48,6 @@ def reach(policy_set: PolicySet, caller: Caller, purpose: str, kind: RecordKind,
             else:
                 relations |= audience.relations & RELATIONS
             if conditions is not None:
-                conditions = conditions + [permit.when] if permit.when else None
+                needed = None if audience.relations is None else audience.relations & RELATIONS
+                conditions = conditions + [Candidates(needed, permit.when)] if permit.when or needed else None
     return Reach(relation_free, frozenset(relations), None if conditions is None else tuple(conditions))

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
+from app.policy.reach import Candidates
 from app.referrals import snapshot
 from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
 from app.referrals.snapshot import ReferralSnapshot
@@ -28,8 +29,10 @@ class ReferralFilter:
     assigned_to: str | None = None  # also include referrals assigned to this agency
     after: tuple[datetime, str] | None = None  # keyset position (updated_at, id), newest first
     extra: dict[str, str] = field(default_factory=dict)
-    # Record conditions one of which must hold (app.policy.reach): a prefilter for list scans.
-    any_of: tuple[tuple[tuple[str, frozenset[str]], ...], ...] | None = None
+    # What one of the caller's grants needs of a record (app.policy.reach): a prefilter for list
+    # scans, with the caller's agency for the relations it names.
+    any_of: tuple[Candidates, ...] | None = None
+    caller_agency: str | None = None
     networks: tuple[str, ...] | None = None  # None: every network
 
 
@@ -47,7 +50,23 @@ def get(session: Session, referral_id: str, *, for_update: bool = False) -> Refe
 # The record attributes agreements put conditions on (app.access.referral_attributes).
 CONDITION_COLUMNS = {"consent": Referral.consent_status, "status": Referral.status, "risk_level": Referral.risk_level,
                      "network": Referral.network_id}
-CONDITION_ATTRIBUTES = frozenset(CONDITION_COLUMNS)
+
+
+def _candidate(candidates: Candidates, agency: str | None) -> ColumnElement[bool]:
+    """SQL for what one grant needs of a record, or less (never more): a condition on an attribute
+    SQL cannot see, or a relation without the caller's agency, is left to the decision."""
+    parts: list[ColumnElement[bool]] = [
+        CONDITION_COLUMNS[key].in_(sorted(allowed)) for key, allowed in candidates.when if key in CONDITION_COLUMNS
+    ]
+    relations = candidates.relations
+    if relations is not None and agency is not None and relations <= {"owner", "referrer", "assigned"}:
+        held: list[ColumnElement[bool]] = []
+        if relations & {"owner", "referrer"}:
+            held.append(Referral.referring_agency == agency)
+        if "assigned" in relations:
+            held.append(exists().where(Assignment.referral_id == Referral.id, Assignment.agency_id == agency))
+        parts.append(or_(*held))
+    return and_(true(), *parts)
 
 
 def _filtered(f: ReferralFilter) -> Select[Referral]:
@@ -72,9 +91,7 @@ def _filtered(f: ReferralFilter) -> Select[Referral]:
     if f.updated_since is not None:
         query = query.where(Referral.updated_at >= f.updated_since)
     if f.any_of is not None:
-        query = query.where(or_(*(
-            and_(*(CONDITION_COLUMNS[key].in_(sorted(allowed)) for key, allowed in when)) for when in f.any_of
-        )))
+        query = query.where(or_(*(_candidate(c, f.caller_agency) for c in f.any_of)))
     if f.after is not None:
         at, last_id = f.after
         query = query.where(or_(

@@ -314,17 +314,16 @@ def list_page(
     networks = access.networks_decided_for(policies, principal, today)
     if not networks:
         return [], None
-    # Records no grant's conditions admit are not even loaded (only attributes SQL can see).
-    prefilter = scope.conditions if scope.conditions and all(
-        key in repository.CONDITION_ATTRIBUTES for when in scope.conditions for key, _ in when
-    ) else None
+    # Records no grant admits are not even loaded: each grant's relation to the caller and its
+    # conditions on attributes SQL can see (app.referrals.repository._candidate).
+    prefilter = scope.conditions or None
     granted: list[tuple[ReferralSnapshot, access.Grant]] = []
     exhausted = False
     while len(granted) <= limit and not exhausted:
         query = repository.ReferralFilter(
             statuses=f.statuses, risk_levels=f.risk_levels, concerns=f.concerns,
             updated_since=f.updated_since, agencies=agencies, assigned_to=assigned_to, after=after,
-            any_of=prefilter, networks=networks,
+            any_of=prefilter, caller_agency=principal.agency_id, networks=networks,
         )
         # The first batch is the page itself (and one to tell if there is a next); a caller
         # whose agreements deny many of them scans on in larger batches.

@@ -11,6 +11,8 @@ import httpx
 from .data import PARTNER, READER, REFERRERS, post_bodies
 from .runs import Load
 
+DISCLOSURE_PURPOSE = "safeguarding_assessment"
+READ_PROBES = 600
 SCENARIOS = ("hello", "bare_read", "disclosure", "summaries_sync", "post_referral")
 
 
@@ -45,6 +47,7 @@ class Scenarios:
 
     def __init__(self, base: str, credentials: dict[str, str], ids: list[str], rng: random.Random, run_id: str) -> None:
         self.base, self.credentials, self.ids, self.rng, self.run_id = base, credentials, ids, rng, run_id
+        self._readable: list[str] | None = None
 
     def build(self, name: str) -> Load:
         builders: dict[str, Callable[[], Load]] = {
@@ -62,7 +65,17 @@ class Scenarios:
         return token(self.base, self.credentials, client_id)
 
     def reads(self) -> list[str]:
-        return [f"/v1/referrals/{i}" for i in self.ids]
+        """Referrals the reader may read for the disclosure's purpose (an agreement grants it the
+        referral in some statuses only), so both read scenarios measure reads that disclose, not
+        refusals.  Found once, before any measured run, by reading up to READ_PROBES of them."""
+        if self._readable is None:
+            headers = {"Authorization": f"Bearer {self.token(READER)}", "X-Purpose": DISCLOSURE_PURPOSE}
+            paths = [f"/v1/referrals/{i}" for i in self.ids[:READ_PROBES]]
+            with httpx.Client(base_url=self.base, timeout=30) as client:
+                self._readable = [p for p in paths if client.get(p, headers=headers).status_code == 200]
+            if not self._readable:
+                raise RuntimeError(f"{READER} may read none of the first {len(paths)} referrals")
+        return self._readable
 
     def hello(self) -> Load:
         return Load("hello", "GET", ["/healthz"])
@@ -75,7 +88,7 @@ class Scenarios:
             "disclosure",
             "GET",
             self.reads(),
-            headers={"X-Purpose": "safeguarding_assessment"},
+            headers={"X-Purpose": DISCLOSURE_PURPOSE},
             tokens=[self.token(READER)],
             case_header="X-Granted-View",
         )
