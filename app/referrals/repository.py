@@ -59,7 +59,7 @@ def _candidate(candidates: Candidates, agency: str | None) -> ColumnElement[bool
         CONDITION_COLUMNS[key].in_(sorted(allowed)) for key, allowed in candidates.when if key in CONDITION_COLUMNS
     ]
     relations = candidates.relations
-    if relations is not None and agency is not None and relations <= {"owner", "referrer", "assigned"}:
+    if relations and agency is not None and relations <= {"owner", "referrer", "assigned"}:
         held: list[ColumnElement[bool]] = []
         if relations & {"owner", "referrer"}:
             held.append(Referral.referring_agency == agency)
