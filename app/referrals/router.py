@@ -95,10 +95,11 @@ def create_referral(
     request: Request,
     session: DbSession,
     state: State,
-    principal: CurrentPrincipal,
+    caller: Caller,
     body: Annotated[ReferralPost, Body()],
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> Any:
+    principal = caller.confirm(session)  # in the request's own unit of work: no separate read
     raw = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     key = idempotency.check_key(idempotency_key)
     fingerprint = idempotency.request_hash("POST", "/v1/referrals", raw)

@@ -214,6 +214,8 @@ def create(
         version=1,
         created_at=now,
         updated_at=now,
+        history=[],
+        assignments=[],  # a new referral has none: nothing to load after the insert
     )
     submissions.attach(referral, link, data.subject, now)  # its subject.* fields: its own submission
     # Free text is sealed with the subject's key: erasing the person shreds it (app/referrals/sealed.py).
@@ -225,21 +227,21 @@ def create(
     if data.narrative is not None:
         referral.narrative = key.seal(data.narrative.encode(), f"{NARRATIVE_CONTEXT}:{referral.id}")
     referral.sections = sections.seal(key, referral.id, sections.of(data))
-    session.add(referral)
-    session.flush()
-    for concern in referral.concerns:
-        session.add(ReferralConcern(referral_id=referral.id, concern=concern))
+    if retention is not None:  # known before the insert: a new referral is open, dated by its agreements
+        referral.retain_until = retention_dates.referral_retain_until(retention, referral, principal.sector, now)
     first = StatusChange(
-        referral_id=referral.id, from_status=None, to_status=Status.submitted.value, agencies=[],
+        from_status=None, to_status=Status.submitted.value, agencies=[],
         by_agency=principal.agency_id, by_client=principal.client_id, at=now,
     )
-    session.add(first)
-    session.flush()
-    _seal_step(key, referral.id, first, reason=None, by_person=principal.act)
-    session.flush()
-    session.refresh(referral)
+    referral.history.append(first)
+    session.add(referral)
+    session.add_all([ReferralConcern(referral_id=referral.id, concern=concern) for concern in referral.concerns])
+    session.flush()  # one flush: the referral, its first step and its concerns
+    if principal.act is not None:  # the step's sealed text is bound to its row id, known only now
+        _seal_step(key, referral.id, first, reason=None, by_person=principal.act)
+        session.flush()
     if retention is not None:
-        retention_dates.apply(session, retention, referral, now)
+        retention_dates.refresh_subject(session, referral.subject_id)
     return referral
 
 

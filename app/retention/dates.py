@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, exists, func, null, select, update
 from sqlalchemy.orm import Session
 
 from app.agencies.models import Agency
@@ -139,17 +139,10 @@ def apply(session: Session, rules: RetentionRules, referral: Referral, now: date
 
 
 def refresh_subject(session: Session, subject_id: str) -> None:
-    """A subject is kept as long as its longest-kept referral (unknown while any is unknown)."""
-    unknown = session.scalar(
-        select(func.count())
-        .select_from(Referral)
-        .where(Referral.subject_id == subject_id, Referral.retain_until.is_(None))
+    """A subject is kept as long as its longest-kept referral (unknown while any is unknown): one statement."""
+    of_subject = Referral.subject_id == subject_id
+    unknown = exists().where(of_subject, Referral.retain_until.is_(None))
+    latest = select(func.max(Referral.retain_until)).where(of_subject).scalar_subquery()
+    session.execute(
+        update(Subject).where(Subject.id == subject_id).values(retain_until=case((unknown, null()), else_=latest))
     )
-    latest = (
-        None
-        if unknown
-        else session.scalar(
-            select(func.max(Referral.retain_until)).where(Referral.subject_id == subject_id)
-        )
-    )
-    session.execute(update(Subject).where(Subject.id == subject_id).values(retain_until=latest))
