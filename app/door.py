@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,11 @@ class CaseDataResponse(JSONResponse):
         if key is not _KEY:
             raise TypeError("case data leaves only through app.door.send")
         super().__init__(content, status_code=status_code, headers=dict(headers))
+
+    def render(self, content: Any) -> bytes:
+        # The bytes JSONResponse would send for a rendered document (compact UTF-8 of strings, numbers,
+        # booleans, nulls, lists and objects), at a tenth of the cost.
+        return orjson.dumps(content)
 
 
 @dataclass(frozen=True, slots=True, init=False)

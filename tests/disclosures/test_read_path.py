@@ -189,3 +189,17 @@ class TestTheLoopsOwnRead:
             with closing(sqlite3.connect(str(state.engine.url.database), isolation_level=None)) as conn:
                 busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             assert busy == 0
+
+
+def test_case_data_is_sent_as_json_would_send_it(
+    app_client: TestClient, auth: Auth, post_referral: Callable[..., Any]
+) -> None:
+    """Responses carrying case data are encoded with orjson: byte for byte what JSONResponse sends."""
+    import json
+
+    rid = post_referral(subject={"given_name": "ياسمين", "family_name": "Haddad-Testperson",
+                                 "date_of_birth": "2009-03-14", "identifiers": []})["id"]
+    response = app_client.get(f"/v1/referrals/{rid}", headers=auth(COORDINATOR, **PURPOSE))
+    assert response.status_code == 200
+    assert "ياسمين" in response.text
+    assert response.content == json.dumps(response.json(), ensure_ascii=False, separators=(",", ":")).encode()
