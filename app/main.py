@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -85,9 +86,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler = RetentionScheduler(state, active.retention_interval_seconds)
         scheduler.start()
         log_worker_started(state.settings.resolved_database_url)
+        # Everything built so far (settings, policies, indexes, SQLAlchemy's mappers, the app) lives as
+        # long as the worker: out of the collector's sight, a full collection no longer walks it.
+        # Under load those walks were the disclosure's p99 (143 ms → 42 ms at 32 connections).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()  # collectable again: a process that starts apps in turn (the tests) frees each
             log_worker_stopped()
             scheduler.stop()
             if keyring_watcher is not None:
