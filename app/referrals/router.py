@@ -30,7 +30,7 @@ from app.referrals.schemas import (
 )
 from app.referrals.snapshot import AnyReferral, ReferralSnapshot
 from app.retention.dates import RetentionRules
-from app.state import AppState, DbSession, ReadSession, State
+from app.state import AppState, DbSession, ReadSession, State, unit_of_work
 from app.subjects import links
 from app.subjects.models import Subject
 
@@ -93,45 +93,51 @@ def _referral_response(document: dict[str, Any], status_code: int, tag: str, **h
 )
 def create_referral(
     request: Request,
-    session: DbSession,
     state: State,
     caller: Caller,
     body: Annotated[ReferralPost, Body()],
     idempotency_key: idempotency.IdempotencyKey = None,
 ) -> Any:
-    principal = caller.confirm(session)  # in the request's own unit of work: no separate read
+    # One thread hop (this handler), and the writer's turn only for the writes: the client's
+    # standing, an earlier result under the key and the body's checks are reads, done first.
     raw = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     key = idempotency.check_key(idempotency_key)
     fingerprint = idempotency.request_hash("POST", "/v1/referrals", raw)
+    policies, now = state.policies.current, state.clock()
+    with state.read_sessions() as reading:
+        principal = caller.confirm(reading)
+        replay = idempotency.find(reading, principal.client_id, key, fingerprint) if key is not None else None
+        valid = None if replay is not None else service.validate(reading, principal, raw, now.date(), policies)
     ctx = disclose.ReadContext(principal, "", None, request.state.request_id)
-    replay = idempotency.find(session, principal.client_id, key, fingerprint) if key is not None else None
-    linked: list[AuditEvent] = []  # a link to a known person is logged with the creation
-    if replay is not None:
-        referral = service.load(session, replay.resource_id)
-        # A replay is decided again: an agency no longer party to the network gets nothing back.
-        access.authorize_change(state.policies.current, principal, referral, state.clock().date(),
-                                action="Replaying a referral's creation", needs=frozenset({"owner"}))
-        released = door.own_submission(
-            ctx, referral, _subject(session, referral), state.envelope, service.ALL_FIELDS,
-            event_type=EventType.access, reason="idempotent replay of the creating request",
-        )
-        status_code, replayed = replay.status_code, {"Idempotent-Replayed": "true"}
-    else:
-        referral = service.create(
-            session, crypto(state), principal, raw, state.clock(), policies=state.policies.current,
-            retention=retention(state),
-        )
-        if key is not None:
-            idempotency.remember(session, principal.client_id, key, fingerprint, 201, "referral", referral.id)
-        released = door.own_submission(
-            ctx, referral, _subject(session, referral), state.envelope, service.ALL_FIELDS,
-            event_type=EventType.create, reason="created",
-        )
-        linked = links.link_events(session, principal, referral, request.state.request_id)
-        status_code, replayed = 201, {}
-    headers = {"ETag": service.etag(referral), "Location": f"/v1/referrals/{referral.id}", **replayed}
-    return door.send(state, session, [released], door.one, status_code=status_code, headers=headers,
-                     extra_events=linked)
+    with unit_of_work(state) as session:  # committed here, before the response leaves
+        if valid is not None and key is not None:  # a twin may have finished meanwhile
+            replay = idempotency.find(session, principal.client_id, key, fingerprint)
+        linked: list[AuditEvent] = []  # a link to a known person is logged with the creation
+        if replay is not None:
+            referral = service.load(session, replay.resource_id)
+            # A replay is decided again: an agency no longer party to the network gets nothing back.
+            access.authorize_change(policies, principal, referral, now.date(),
+                                    action="Replaying a referral's creation", needs=frozenset({"owner"}))
+            released = door.own_submission(
+                ctx, referral, _subject(session, referral), state.envelope, service.ALL_FIELDS,
+                event_type=EventType.access, reason="idempotent replay of the creating request",
+            )
+            status_code, replayed = replay.status_code, {"Idempotent-Replayed": "true"}
+        else:
+            assert valid is not None
+            referral = service.create_valid(session, crypto(state), principal, valid, now, retention=retention(state))
+            if key is not None:
+                idempotency.remember(session, principal.client_id, key, fingerprint, 201, "referral", referral.id)
+            released = door.own_submission(
+                ctx, referral, _subject(session, referral), state.envelope, service.ALL_FIELDS,
+                event_type=EventType.create, reason="created",
+            )
+            linked = links.link_events(session, principal, referral, request.state.request_id)
+            status_code, replayed = 201, {}
+        headers = {"ETag": service.etag(referral), "Location": f"/v1/referrals/{referral.id}", **replayed}
+        response = door.send(state, session, [released], door.one, status_code=status_code, headers=headers,
+                             extra_events=linked)
+    return response
 
 
 def _subject(session: Session, referral: AnyReferral) -> Subject:

@@ -166,14 +166,27 @@ def choose_network(policies: PolicySet, principal: Principal, asked: str | None,
     return mine[0]
 
 
-def create(
-    session: Session, crypto: Crypto, principal: Principal, raw: dict[str, Any], now: datetime,
-    *, policies: PolicySet, retention: retention_dates.RetentionRules | None = None,
-) -> Referral:
+@dataclass(frozen=True, slots=True)
+class ValidReferral:
+    """A referral body that passed every check a write does not need: network, codes, schema, consent."""
+
+    network_id: str
+    schema_id: str
+    data: ReferralIn
+    originals: dict[str, Any]
+
+
+def validate(
+    session: Session, principal: Principal, raw: dict[str, Any], today: date, policies: PolicySet,
+) -> ValidReferral:
+    """Check a posted referral; reads only (the agency's code mapping, if it names one).
+
+    Run before the writer's turn is taken: none of it needs the write lock.
+    """
     access.refuse_admin(principal)
     if "referrer" not in principal.roles:
         raise Forbidden("Posting a referral needs the referrer role.")
-    network_id = choose_network(policies, principal, raw.get("network"), now.date())
+    network_id = choose_network(policies, principal, raw.get("network"), today)
     body, originals = standardise_codes(session, principal, raw)
     schema_id = raw.get("schema") or SCHEMA_ID
     try:
@@ -185,6 +198,24 @@ def create(
             {"path": "$.schema", "message": "not a published referral schema", "type": "literal_error"}]
         raise InvalidInput("The referral is invalid.", errors=errors) from None
     _check_consent(data)
+    return ValidReferral(network_id, schema_id, data, originals)
+
+
+def create(
+    session: Session, crypto: Crypto, principal: Principal, raw: dict[str, Any], now: datetime,
+    *, policies: PolicySet, retention: retention_dates.RetentionRules | None = None,
+) -> Referral:
+    """Validate and store a posted referral in one unit of work (the seeds; the API splits the two)."""
+    valid = validate(session, principal, raw, now.date(), policies)
+    return create_valid(session, crypto, principal, valid, now, retention=retention)
+
+
+def create_valid(
+    session: Session, crypto: Crypto, principal: Principal, valid: ValidReferral, now: datetime,
+    *, retention: retention_dates.RetentionRules | None = None,
+) -> Referral:
+    """Store a validated referral: its subject created or linked, its first step, its dates."""
+    network_id, schema_id, data, originals = valid.network_id, valid.schema_id, valid.data, valid.originals
     link = subjects.create_or_link(session, crypto.envelope, crypto.blind, data.subject, now)
     subject = link.subject
     referral = Referral(
