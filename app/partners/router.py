@@ -59,15 +59,16 @@ def sync_summaries(
         result = service.sync(session, crypto(state), principal, stated, policies, now, since, cursor, limit)
     ctx = disclose.ReadContext(principal, stated, justification, request.state.request_id)
     unchanged = if_none_match is not None and if_none_match.strip() == result.etag
+    # Rendered (opened, projected) before the writer's turn is taken: the writes need none of it.
+    released = [] if unchanged else [
+        door.referral(ctx, item.grant, item.referral, item.referral.subject, state.envelope)
+        for item in result.items
+    ]
     with unit_of_work(state) as session:
         notices = [
             disclose.change_event(principal, EventType.withdrawal_notice, subject_id=subject_id or None,
                                   record_ids={"referral_id": referral_id}, request_id=ctx.request_id)
             for referral_id, subject_id in service.withdraw(session, principal, result.due, now)
-        ]
-        released = [] if unchanged else [
-            door.referral(ctx, item.grant, item.referral, item.referral.subject, state.envelope)
-            for item in result.items
         ]
         if not unchanged:
             service.remember(session, principal, result.items, now)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy import Table, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app import access
@@ -92,6 +93,7 @@ def withdraw(
     """Mark the due withdrawals; returns those this call marked (a concurrent sync may have)."""
     if not due:
         return []
+    _lock_held(session, principal.agency_id, [rid for rid, _ in due])
     marked = set(session.connection().execute(
         update(_held)
         .where(_held.c.agency_id == principal.agency_id, _held.c.referral_id.in_([rid for rid, _ in due]),
@@ -112,22 +114,35 @@ def remember(session: Session, principal: Principal, items: list[Disclosed], now
         return
     ids = [i.referral.id for i in items]
     conn = session.connection()
-    known = set(conn.execute(
-        select(_held.c.referral_id).where(_held.c.agency_id == principal.agency_id, _held.c.referral_id.in_(ids))
-    ).scalars())
+    known = _lock_held(session, principal.agency_id, ids)
     fresh = [
         {"agency_id": principal.agency_id, "referral_id": rid, "first_disclosed_at": now,
          "last_disclosed_at": now, "withdrawn_at": None}
         for rid in ids if rid not in known
     ]
-    if fresh:
-        conn.execute(insert(_held), fresh)
+    if fresh:  # a concurrent sync of the same partner may insert one first: it holds it then
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(_held).on_conflict_do_nothing(), fresh)
     if known:
         conn.execute(
             update(_held)
             .where(_held.c.agency_id == principal.agency_id, _held.c.referral_id.in_(sorted(known)))
             .values(last_disclosed_at=now, withdrawn_at=None)
         )
+
+
+def _lock_held(session: Session, agency_id: str, referral_ids: list[str]) -> set[str]:
+    """Lock the agency's held rows among these, in id order; the ids held.
+
+    Concurrent syncs of one partner update overlapping rows: locked in one order by every
+    transaction, they queue instead of deadlocking (PostgreSQL; SQLite's writers take turns).
+    """
+    return set(session.connection().execute(
+        select(_held.c.referral_id)
+        .where(_held.c.agency_id == agency_id, _held.c.referral_id.in_(referral_ids))
+        .order_by(_held.c.referral_id)
+        .with_for_update()
+    ).scalars())
 
 
 def _withdrawals_due(

@@ -203,3 +203,31 @@ def test_the_partner_example_forgets_what_expired() -> None:
             "kept": {"retain_until": today.isoformat()}}
     assert example.purge_expired(held, today) == 1
     assert set(held) == {"kept"}
+
+
+def test_concurrent_syncs_of_one_partner_all_succeed(
+    app_client: TestClient, auth: Auth, post_referral: Callable[..., Any], move: Callable[..., Any]
+) -> None:
+    """Syncs of one partner touch the same held rows: they queue on them in one order (no deadlock,
+    no 503), and each hands out the whole set."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shared = set()
+    for _ in range(24):
+        rid = post_referral()["id"]
+        move(rid, "triaged", "accepted")
+        shared.add(rid)
+    headers = auth(PARTNER, **{"X-Purpose": "service_provision"})
+
+    def full_sync(_: int) -> tuple[list[int], set[str]]:
+        statuses, seen, url = [], set(), "/v1/summaries?limit=200"
+        response = app_client.get(url, headers=headers)
+        statuses.append(response.status_code)
+        if response.status_code == 200:
+            seen = {item["id"] for item in response.json()["items"]}
+        return statuses, seen
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(full_sync, range(48)))
+    assert [s for statuses, _ in results for s in statuses] == [200] * 48
+    assert all(seen == shared for _, seen in results)
