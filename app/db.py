@@ -9,7 +9,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -258,6 +258,13 @@ class LoopReads:
                     raw.close()
 
 
+def pipelined(dbapi_connection: Any) -> AbstractContextManager[Any]:
+    """Statements sent inside go out together and their results come back together: one round trip
+    on PostgreSQL (psycopg's pipeline mode); SQLite runs in the process, so nothing changes there."""
+    pipeline = getattr(dbapi_connection, "pipeline", None)
+    return pipeline() if pipeline is not None else nullcontext()
+
+
 class CompiledSelect:
     """A SELECT compiled once for one dialect and run on a DBAPI connection.
 
@@ -277,9 +284,20 @@ class CompiledSelect:
         ]
 
     def rows(self, connection: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return self.finish(self.start(connection, params))
+
+    def start(self, connection: Any, params: dict[str, Any]) -> Any:
+        """Send the statement; its rows are read by ``finish`` (so several can share one round trip)."""
         cursor = connection.cursor()
         try:
             cursor.execute(self.sql, [params[name] for name in self.names] if self.names is not None else params)
+        except BaseException:
+            cursor.close()
+            raise
+        return cursor
+
+    def finish(self, cursor: Any) -> list[tuple[Any, ...]]:
+        try:
             fetched = cursor.fetchall()
         finally:
             cursor.close()

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Table, func, select
 from app.audit.leaf import ROW_COLUMNS, ZERO_HASH
 from app.audit.merkle import HASH_SIZE, NodeKey, StoredNode
 from app.audit.models import AuditEntry, AuditHead, AuditNode
+from app.db import pipelined
 
 entries = cast(Table, AuditEntry.__table__)
 nodes = cast(Table, AuditNode.__table__)
@@ -163,16 +164,17 @@ class Appender:
 
     def write(self, rows: Sequence[tuple[Any, ...]], new_nodes: Sequence[StoredNode], new_head: Head) -> None:
         """Insert entries (tuples in ENTRY_COLUMNS order) and interior nodes, and move the head."""
+        interior = [(lvl, i, h) for lvl, i, h in new_nodes if lvl]
         cursor = self.connection.cursor()
         try:
-            cursor.executemany(self.sql.insert_entries, rows)
-            interior = [(lvl, i, h) for lvl, i, h in new_nodes if lvl]
-            if interior:
-                cursor.executemany(self.sql.insert_nodes, interior)
-            cursor.execute(
-                self.sql.move_head,
-                (new_head.size, new_head.last_hash, b"".join(new_head.peaks), new_head.time_us),
-            )
+            with pipelined(self.connection):  # PostgreSQL: the three statements in one round trip
+                cursor.executemany(self.sql.insert_entries, rows)
+                if interior:
+                    cursor.executemany(self.sql.insert_nodes, interior)
+                cursor.execute(
+                    self.sql.move_head,
+                    (new_head.size, new_head.last_hash, b"".join(new_head.peaks), new_head.time_us),
+                )
         finally:
             cursor.close()
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from app.agencies.models import ApiClient
-from app.db import CompiledSelect
+from app.db import CompiledSelect, pipelined
 from app.errors import Gone, NotFound
 from app.referrals.models import Assignment, Referral, StatusChange
 from app.retention import tombstones
@@ -167,12 +167,15 @@ class CallerRead:
 def load_lean(connection: Any, dialect: Dialect, client_id: str, referral_id: str) -> CallerRead:
     """The client's standing and the referral, in a snapshot of a DBAPI connection (app.db.LoopReads).
 
-    Three statements, no Session: the main one (client, referral, subject, tombstone), then the
-    lifecycle and the assignments, only when there is a referral to show.
+    Three statements sent together, no Session: the main one (client, referral, subject,
+    tombstone), the lifecycle and the assignments.
     """
     main, history, assigned = _lean(dialect)
     params = {"referral_id": referral_id, "client_id": client_id}
-    rows = main.rows(connection, params)
+    with pipelined(connection):  # PostgreSQL: the three statements in one round trip
+        sent = [main.start(connection, params), history.start(connection, params), assigned.start(connection, params)]
+    rows, step_rows, agency_rows = (query.finish(cursor) for query, cursor in zip((main, history, assigned), sent,
+                                                                                   strict=True))
     if not rows or rows[0][0] is not False:
         return CallerRead(client_id, False, None, None)
     values = dict(zip(main.columns, rows[0], strict=True))
@@ -180,8 +183,8 @@ def load_lean(connection: Any, dialect: Dialect, client_id: str, referral_id: st
         return CallerRead(client_id, True, None, _gone(values["tombstone_reason"], values["tombstone_at"]))
     if values["id"] is None:
         return CallerRead(client_id, True, None, NotFound("No such referral."))
-    steps = tuple(StatusStep(*step) for step in history.rows(connection, params))
-    agencies = [agency for (agency,) in assigned.rows(connection, params)]
+    steps = tuple(StatusStep(*step) for step in step_rows)
+    agencies = [agency for (agency,) in agency_rows]
     return CallerRead(client_id, True, _from_values(values, steps, agencies), None)
 
 
