@@ -132,15 +132,14 @@ _WRITERS: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictio
 """The writer queue of each SQLite engine with a file (see WriterQueue)."""
 
 
-class DedicatedConnection:
-    """One DBAPI connection kept by one thread for its own transactions: the log's committer.
+class _KeptConnection:
+    """One DBAPI connection taken from the engine's pool and kept, read-only or for writing.
 
-    No pool checkout, no Session and no SQLAlchemy statement per transaction: ``transaction``
-    yields the driver's connection inside BEGIN … COMMIT.  On SQLite it takes the same writer
-    turn as every other write (WriterQueue, then BEGIN IMMEDIATE) and hands it on after the
-    commit or rollback; on PostgreSQL the driver begins the transaction itself.  A connection
-    that fails is dropped, and the next transaction opens a new one.  Use from one thread only.
+    A connection that fails is dropped (invalidated) and the next use opens another; ``close``
+    gives it back to the pool as it found it.
     """
+
+    read_only = False
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -151,12 +150,40 @@ class DedicatedConnection:
         if self._raw is None:
             raw = self.engine.raw_connection()
             driver: Any = raw.driver_connection
-            if self._sqlite:
-                driver.execute("PRAGMA query_only=OFF")  # a pooled reader may have left it on
+            if self._sqlite:  # a pooled reader may have left query_only on
+                driver.execute(f"PRAGMA query_only={'ON' if self.read_only else 'OFF'}")
             else:
-                driver.read_only = False
+                driver.read_only = self.read_only
             self._raw = raw
         return self._raw
+
+    def _end_failed(self, raw: Any) -> None:
+        try:
+            raw.driver_connection.rollback()
+        except Exception:  # noqa: BLE001 - the connection is broken: open another next time
+            with suppress(Exception):
+                raw.invalidate()
+            self._raw = None
+
+    def _give_back(self) -> None:
+        if self._raw is not None:
+            raw, self._raw = self._raw, None
+            if self._sqlite and self.read_only:
+                with suppress(Exception):
+                    raw.driver_connection.execute("PRAGMA query_only=OFF")
+            with suppress(Exception):
+                raw.close()
+
+
+class DedicatedConnection(_KeptConnection):
+    """One DBAPI connection kept by one thread for its own transactions: the log's committer.
+
+    No pool checkout, no Session and no SQLAlchemy statement per transaction: ``transaction``
+    yields the driver's connection inside BEGIN … COMMIT.  On SQLite it takes the same writer
+    turn as every other write (WriterQueue, then BEGIN IMMEDIATE) and hands it on after the
+    commit or rollback; on PostgreSQL the driver begins the transaction itself.  Use from one
+    thread only.
+    """
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -182,48 +209,25 @@ class DedicatedConnection:
         """The durable end of a transaction (fsync).  Tests replace this to make commits fail."""
         driver.commit()
 
-    def _end_failed(self, raw: Any) -> None:
-        try:
-            raw.driver_connection.rollback()
-        except Exception:  # noqa: BLE001 - the connection is broken: open another next time
-            with suppress(Exception):
-                raw.invalidate()
-            self._raw = None
-
     def close(self) -> None:
-        if self._raw is not None:
-            with suppress(Exception):
-                self._raw.close()
-            self._raw = None
+        self._give_back()
 
 
-class LoopReads:
+class LoopReads(_KeptConnection):
     """A read-only DBAPI connection for handlers on the event loop: hot reads without a Session.
 
     ``snapshot`` yields the driver's connection inside one read-only transaction (SQLite: a
     deferred BEGIN with query_only on, so it takes no lock and cannot write; PostgreSQL: the
     connection is read-only, each transaction begins with its first statement).  The block
     must not await: it runs start to end on the loop, so one connection serves every request
-    of the loop in turn (a lock keeps another thread's loop out meanwhile).  A connection that
-    fails is dropped and the next snapshot opens another.  ``close`` gives it back.
+    of the loop in turn (a lock keeps another thread's loop out meanwhile).
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
-        self._raw: Any = None
-        self._lock = threading.Lock()
+    read_only = True
 
-    def _connection(self) -> Any:
-        if self._raw is None:
-            raw = self.engine.raw_connection()
-            driver: Any = raw.driver_connection
-            if self._sqlite:
-                driver.execute("PRAGMA query_only=ON")
-            else:
-                driver.read_only = True
-            self._raw = raw
-        return self._raw
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._lock = threading.Lock()
 
     @contextmanager
     def snapshot(self) -> Iterator[Any]:
@@ -239,23 +243,9 @@ class LoopReads:
                 self._end_failed(raw)
                 raise
 
-    def _end_failed(self, raw: Any) -> None:
-        try:
-            raw.driver_connection.rollback()
-        except Exception:  # noqa: BLE001 - the connection is broken: open another next time
-            with suppress(Exception):
-                raw.invalidate()
-            self._raw = None
-
     def close(self) -> None:
         with self._lock:
-            if self._raw is not None:
-                raw, self._raw = self._raw, None
-                if self._sqlite:
-                    with suppress(Exception):
-                        raw.driver_connection.execute("PRAGMA query_only=OFF")
-                with suppress(Exception):
-                    raw.close()
+            self._give_back()
 
 
 def pipelined(dbapi_connection: Any) -> AbstractContextManager[Any]:
