@@ -65,7 +65,9 @@ def sync(
     if "partner_reader" not in principal.roles:
         raise Forbidden("Summaries are for partner_reader clients.", slug="access-denied")
     today = now.date()
-    due = _withdrawals_due(session, principal, purpose, policies, now)
+    # What the partner must delete is worked out once per sync, on its first page (the page that
+    # lists it): the check walks everything the partner holds.
+    due = _withdrawals_due(session, principal, purpose, policies, now) if cursor is None else []
     f = repository.ReferralFilter(updated_since=updated_since)
     page, next_cursor = referrals.list_page(session, principal, purpose, f, cursor, limit, policies, today)
     items = [
