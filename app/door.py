@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app import access, disclose
 from app.audit.events import AuditEvent, EventType
-from app.crypto.envelope import Envelope
+from app.crypto.envelope import DataKey, Envelope
 from app.policy.decision import Decision
 from app.referrals.render import render_referral
 from app.referrals.snapshot import AnyReferral, AnySubject
@@ -63,9 +63,10 @@ class Released:
 def referral(
     ctx: disclose.ReadContext, grant: access.Grant, record: AnyReferral, subject: AnySubject,
     envelope: Envelope, *, event_type: str | None = None, extra: Mapping[str, Any] | None = None,
+    key: DataKey | None = None,
 ) -> Released:
     """The referral projected to the grant's fields; nothing outside them is even decrypted."""
-    document = render_referral(record, subject, envelope, grant.fields)
+    document = render_referral(record, subject, envelope, grant.fields, key)
     event = disclose.read_event(
         ctx, grant, owner_agency=record.referring_agency, subject_id=record.subject_id,
         record_ids={"referral_id": record.id}, fields=disclose.paths_of(document),
@@ -76,12 +77,12 @@ def referral(
 
 def own_submission(
     ctx: disclose.ReadContext, record: AnyReferral, subject: AnySubject, envelope: Envelope,
-    fields: frozenset[str], *, event_type: EventType, reason: str,
+    fields: frozenset[str], *, event_type: EventType, reason: str, key: DataKey | None = None,
 ) -> Released:
     """What an agency itself submitted, echoed back to it (a creation or its replay): an access."""
     decision = Decision(True, reason, "permitted", view="submission", fields=fields)
     return referral(ctx, access.Grant(decision, "access"), record, subject, envelope,
-                    event_type=event_type.value, extra={"reason": reason})
+                    event_type=event_type.value, extra={"reason": reason}, key=key)
 
 
 def emergency(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.crypto.aead import DecryptionError
-from app.crypto.envelope import Envelope
+from app.crypto.envelope import DataKey, Envelope
 from app.errors import IntegrityFailure
 from app.referrals import sealed, sections
 from app.referrals.schemas import IDENTITY_FIELDS, SCHEMA_ID, V2_SECTIONS
@@ -72,14 +72,18 @@ _SEALED: dict[str, Any] = {
 
 
 def render_referral(
-    referral: AnyReferral, subject: AnySubject, envelope: Envelope, fields: frozenset[str]
+    referral: AnyReferral, subject: AnySubject, envelope: Envelope, fields: frozenset[str],
+    key: DataKey | None = None,
 ) -> dict[str, Any]:
-    """The referral document restricted to `fields`; nothing outside them is even decrypted."""
+    """The referral document restricted to `fields`; nothing outside them is even decrypted.
+
+    ``key``: the subject's data key, when the caller has it unwrapped already (a creation).
+    """
     document: dict[str, Any] = {"id": referral.id}
     for name, getter in _PLAIN.items():
         if name in fields:
             document[name] = getter(referral)
-    opener = sealed.Opener(envelope, subject)
+    opener = sealed.Opener(envelope, subject, key)
     for name, sealed_getter in _SEALED.items():
         if name in fields:
             document[name] = sealed_getter(referral, opener)

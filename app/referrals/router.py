@@ -125,14 +125,16 @@ def create_referral(
             status_code, replayed = replay.status_code, {"Idempotent-Replayed": "true"}
         else:
             assert valid is not None
-            referral = service.create_valid(session, crypto(state), principal, valid, now, retention=retention(state))
+            referral, link = service.create_valid(session, crypto(state), principal, valid, now,
+                                                  retention=retention(state))
             if key is not None:
                 idempotency.remember(session, principal.client_id, key, fingerprint, 201, "referral", referral.id)
             released = door.own_submission(
-                ctx, referral, _subject(session, referral), state.envelope, service.ALL_FIELDS,
-                event_type=EventType.create, reason="created",
+                ctx, referral, link.subject, state.envelope, service.ALL_FIELDS,
+                event_type=EventType.create, reason="created", key=link.key,
             )
-            linked = links.link_events(session, principal, referral, request.state.request_id)
+            linked = links.link_events(session, principal, referral, request.state.request_id,
+                                       new_subject=link.new)
             status_code, replayed = 201, {}
         headers = {"ETag": service.etag(referral), "Location": f"/v1/referrals/{referral.id}", **replayed}
         response = door.send(state, session, [released], door.one, status_code=status_code, headers=headers,

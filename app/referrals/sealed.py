@@ -45,9 +45,9 @@ class Opener:
     every value opens as None.
     """
 
-    def __init__(self, envelope: Envelope, subject: AnySubject) -> None:
+    def __init__(self, envelope: Envelope, subject: AnySubject, key: DataKey | None = None) -> None:
         self._envelope, self._subject = envelope, subject
-        self._key: DataKey | None = None
+        self._key: DataKey | None = key  # given when the caller has unwrapped it already
 
     def _data_key(self) -> DataKey | None:
         if self._subject.wrapped_key is None or self._subject.kek_id is None:

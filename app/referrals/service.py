@@ -207,14 +207,16 @@ def create(
 ) -> Referral:
     """Validate and store a posted referral in one unit of work (the seeds; the API splits the two)."""
     valid = validate(session, principal, raw, now.date(), policies)
-    return create_valid(session, crypto, principal, valid, now, retention=retention)
+    return create_valid(session, crypto, principal, valid, now, retention=retention)[0]
 
 
 def create_valid(
     session: Session, crypto: Crypto, principal: Principal, valid: ValidReferral, now: datetime,
     *, retention: retention_dates.RetentionRules | None = None,
-) -> Referral:
-    """Store a validated referral: its subject created or linked, its first step, its dates."""
+) -> tuple[Referral, subjects.Link]:
+    """Store a validated referral: its subject created or linked, its first step, its dates.
+
+    Returns the referral and its link (the subject, and its data key already unwrapped)."""
     network_id, schema_id, data, originals = valid.network_id, valid.schema_id, valid.data, valid.originals
     link = subjects.create_or_link(session, crypto.envelope, crypto.blind, data.subject, now)
     subject = link.subject
@@ -273,7 +275,7 @@ def create_valid(
         session.flush()
     if retention is not None:
         retention_dates.refresh_subject(session, referral.subject_id)
-    return referral
+    return referral, link
 
 
 # -- read --------------------------------------------------------------------------------

@@ -24,9 +24,12 @@ MAX_LINKED_IDS = 200
 
 
 def link_events(
-    session: Session, principal: Principal, referral: Referral, request_id: str | None
+    session: Session, principal: Principal, referral: Referral, request_id: str | None, *,
+    new_subject: bool = False,
 ) -> list[AuditEvent]:
     """The entries a just-created referral's link leaves (none for a person new to the network)."""
+    if new_subject and not referral.link_conflicts:
+        return []  # created for this referral: no other referral to link to
     if referral.link_conflicts:
         return [
             _event(principal, candidate, request_id, outcome="conflict", fields=["link_conflicts"],

@@ -79,11 +79,13 @@ class Link:
 
     `conflicts` names the known subjects its identifiers pointed to when they named more than
     one person: the referral then gets a subject of its own, flagged for the coordinator.
+    `new`: the subject was created for this referral (it has no other referral to link to).
     """
 
     subject: Subject
     key: DataKey
     conflicts: tuple[str, ...] = ()
+    new: bool = False
 
 
 def create_or_link(
@@ -121,7 +123,7 @@ def create_or_link(
                     raise _IdentifierTaken
         except _IdentifierTaken:
             continue  # the savepoint took the new subject with it: look again, and link
-        return Link(subject, key)
+        return Link(subject, key, new=True)
     raise _concurrent_change()
 
 
@@ -169,7 +171,7 @@ def _create_flagged(
     """
     subject, key = _create(session, envelope, identity, now)
     _claim(session, blind, subject.id, digests)
-    return Link(subject, key, conflicts=candidates)
+    return Link(subject, key, conflicts=candidates, new=True)
 
 
 def _update(
