@@ -90,12 +90,9 @@ def log_reads(state: AppState, session: Session, events: list[AuditEvent]) -> No
     state.audit.record_many(session, events, now=state.clock())
 
 
-async def log_reads_async(state: AppState, session: Session | None, events: list[AuditEvent]) -> None:
-    """``log_reads`` for a handler on the event loop, with a read-only session or none: durable on return."""
-    if session is None:
-        await state.audit.commit_async(state.engine, events, now=state.clock())
-    else:
-        await state.audit.record_many_async(session, events, now=state.clock())
+async def log_reads_async(state: AppState, events: list[AuditEvent]) -> None:
+    """``log_reads`` for a handler on the event loop, which holds no transaction: durable on return."""
+    await state.audit.commit_async(state.engine, events, now=state.clock())
 
 
 def denial_event(
@@ -170,12 +167,12 @@ class denials_logged:  # noqa: N801 - used as a context manager, reads like a ph
         return None
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        """The same for a handler on the event loop, with a read-only session or none."""
+        """The same for a handler on the event loop (its snapshot, if any, ends first)."""
         event = self._denial(exc)
         if event is not None:
             if self.session is not None:
                 self.session.rollback()
-            await log_reads_async(self.state, self.session, [event])
+            await log_reads_async(self.state, [event])
 
     def _denial(self, exc: BaseException | None) -> AuditEvent | None:
         from app.errors import AppError

@@ -124,12 +124,11 @@ def send(
 
 
 async def send_async(
-    state: AppState, session: Session | None, released: Sequence[Released],
-    body: Callable[[list[dict[str, Any]]], Any], *, status_code: int = 200,
-    headers: Mapping[str, str] | None = None,
+    state: AppState, released: Sequence[Released], body: Callable[[list[dict[str, Any]]], Any], *,
+    status_code: int = 200, headers: Mapping[str, str] | None = None,
 ) -> CaseDataResponse:
-    """`send` for a handler on the event loop, with a read-only session or none."""
-    await disclose.log_reads_async(state, session, [r.event for r in released])
+    """`send` for a handler on the event loop, which holds no transaction (app.db.LoopReads)."""
+    await disclose.log_reads_async(state, [r.event for r in released])
     return _response(released, body, status_code, headers)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from app.policy.reach import Candidates
+from app.policy.vocabulary import RELATIONS
 from app.referrals import snapshot
 from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
 from app.referrals.snapshot import ReferralSnapshot
@@ -59,7 +60,7 @@ def _candidate(candidates: Candidates, agency: str | None) -> ColumnElement[bool
         CONDITION_COLUMNS[key].in_(sorted(allowed)) for key, allowed in candidates.when if key in CONDITION_COLUMNS
     ]
     relations = candidates.relations
-    if relations and agency is not None and relations <= {"owner", "referrer", "assigned"}:
+    if relations and agency is not None and relations <= RELATIONS:
         held: list[ColumnElement[bool]] = []
         if relations & {"owner", "referrer"}:
             held.append(Referral.referring_agency == agency)

@@ -189,25 +189,25 @@ async def get_referral(
     async with disclose.denials_logged(state, None, ctx, {"referral_id": referral_id}):
         stated = access.require_purpose(policies, principal, purpose, now.date(), allow_emergency=True)
         if stated == EMERGENCY_PURPOSE:
+            referral = read.found()
             with state.read_sessions() as session:
-                referral, released, headers = _emergency_read(session, state, principal, referral_id, ctx)
+                released, headers = _emergency_read(session, state, principal, referral, ctx)
         else:
             referral = read.found()
             grant = access.referral_grant(policies, principal, referral, stated, view, now.date())
             released = door.referral(ctx, grant, referral, referral.subject, state.envelope)
             headers = _grant_headers(grant)
-    return await door.send_async(state, None, [released], door.one,
+    return await door.send_async(state, [released], door.one,
                                  headers={"ETag": service.etag(referral), **headers})
 
 
 def _emergency_read(
-    session: Session, state: AppState, principal: Principal, referral_id: str, ctx: disclose.ReadContext,
-) -> tuple[ReferralSnapshot, door.Released, dict[str, str]]:
+    session: Session, state: AppState, principal: Principal, referral: ReferralSnapshot, ctx: disclose.ReadContext,
+) -> tuple[door.Released, dict[str, str]]:
     """A read under an active emergency grant: the grant's view only, logged and flagged."""
     from app.emergency import service as emergency
 
     now = state.clock()
-    referral = snapshot.load(session, referral_id)
     grant = emergency.active_grant(session, referral.id, principal.agency_id, now)
     if grant is None:
         raise Forbidden(
@@ -218,7 +218,7 @@ def _emergency_read(
         ctx, referral, referral.subject, state.envelope, grant_id=grant.id, agreement_id=grant.agreement_id,
         view=grant.view, fields=frozenset(grant.fields), expires_at=grant.expires_at.isoformat(),
     )
-    return referral, released, {"X-Granted-View": grant.view, "X-Emergency-Grant": grant.id}
+    return released, {"X-Granted-View": grant.view, "X-Emergency-Grant": grant.id}
 
 
 @router.get(

@@ -261,7 +261,8 @@ def create_valid(
         referral.narrative = key.seal(data.narrative.encode(), f"{NARRATIVE_CONTEXT}:{referral.id}")
     referral.sections = sections.seal(key, referral.id, sections.of(data))
     if retention is not None:  # known before the insert: a new referral is open, dated by its agreements
-        referral.retain_until = retention_dates.referral_retain_until(retention, referral, principal.sector, now)
+        sector = retention_dates.sector_of(session, principal.agency_id)  # as every later recomputation reads it
+        referral.retain_until = retention_dates.referral_retain_until(retention, referral, sector, now)
     first = StatusChange(
         from_status=None, to_status=Status.submitted.value, agencies=[],
         by_agency=principal.agency_id, by_client=principal.client_id, at=now,

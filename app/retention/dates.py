@@ -124,13 +124,13 @@ def referral_retain_until(
     return min(latest, cap) if ended is None else latest
 
 
-def _sector(session: Session, agency_id: str) -> str:
+def sector_of(session: Session, agency_id: str) -> str:
     return session.scalar(select(Agency.sector).where(Agency.id == agency_id)) or ""
 
 
 def apply(session: Session, rules: RetentionRules, referral: Referral, now: datetime) -> datetime:
     """Recompute a referral's date, carry it to its notes, and refresh its subject's."""
-    until = referral_retain_until(rules, referral, _sector(session, referral.referring_agency), now)
+    until = referral_retain_until(rules, referral, sector_of(session, referral.referring_agency), now)
     referral.retain_until = until
     session.flush()
     session.execute(update(Note).where(Note.referral_id == referral.id).values(retain_until=until))
