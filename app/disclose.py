@@ -90,6 +90,11 @@ def log_reads(state: AppState, session: Session, events: list[AuditEvent]) -> No
     state.audit.record_many(session, events, now=state.clock())
 
 
+def commit_reads(state: AppState, events: list[AuditEvent]) -> None:
+    """``log_reads`` for a thread that holds no transaction: durable on return, group-committed."""
+    state.audit.commit(state.engine, events, now=state.clock())
+
+
 async def log_reads_async(state: AppState, events: list[AuditEvent]) -> None:
     """``log_reads`` for a handler on the event loop, which holds no transaction: durable on return."""
     await state.audit.commit_async(state.engine, events, now=state.clock())

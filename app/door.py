@@ -114,12 +114,25 @@ def record_part(
 
 
 def send(
-    state: AppState, session: Session, released: Sequence[Released],
+    state: AppState, session: Session | None, released: Sequence[Released],
     body: Callable[[list[dict[str, Any]]], Any], *, status_code: int = 200,
     headers: Mapping[str, str] | None = None, extra_events: Sequence[AuditEvent] = (),
+    then: Callable[[], None] | None = None,
 ) -> CaseDataResponse:
-    """Write every entry (durable before this returns, or with the request's commit), then respond."""
-    disclose.log_reads(state, session, [*extra_events, *(r.event for r in released)])
+    """Write every entry (durable before this returns, or with the request's commit), then respond.
+
+    With no session the entries go through the process's committer, durable before anything
+    else happens.  ``then`` runs after that and before the response is built: the writes that
+    record what is being handed out.  If they fail the request fails, and the log over-states
+    what left (an entry for a response never sent), never under-states it.
+    """
+    events = [*extra_events, *(r.event for r in released)]
+    if session is None:
+        disclose.commit_reads(state, events)
+    else:
+        disclose.log_reads(state, session, events)
+    if then is not None:
+        then()
     return _response(released, body, status_code, headers)
 
 

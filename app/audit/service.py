@@ -159,9 +159,7 @@ class AuditLog:
             session.commit()  # nothing to write: this ends the snapshot and frees the connection
         if not isinstance(engine, Engine):  # a session bound to a connection has a transaction
             return self.append_many(session, batch, now=now)
-        self._check_all(batch)
-        with _unavailable_on_failure():
-            return self._committer(engine).submit(batch, now)
+        return self.commit(engine, batch, now=now)
 
     async def record_many_async(
         self, session: Session, events: Iterable[AuditEvent], *, now: datetime | None = None
@@ -176,6 +174,19 @@ class AuditLog:
         if session.in_transaction():
             session.commit()  # nothing to write: this ends the snapshot and frees the connection
         return await self.commit_async(session.info["write_engine"], events, now=now)
+
+    def commit(self, engine: Engine, events: Iterable[AuditEvent], *, now: datetime | None = None) -> list[int]:
+        """Commit entries to the engine's log from a thread holding no transaction: durable on return.
+
+        The entries join whatever else this process's committer has queued (one transaction,
+        one fsync for all of them).
+        """
+        batch = list(events)
+        if not batch:
+            return []
+        self._check_all(batch)
+        with _unavailable_on_failure():
+            return self._committer(engine).submit(batch, now)
 
     async def commit_async(
         self, engine: Engine, events: Iterable[AuditEvent], *, now: datetime | None = None

@@ -49,9 +49,9 @@ def sync_summaries(
     now = state.clock()
     policies = state.policies.current
     ctx = disclose.ReadContext(principal, purpose or "", justification, request.state.request_id)
-    # The page is built in a read-only unit of work (no lock on SQLite); what it hands out, what
-    # the partner must now delete and what it holds are then written in one short transaction,
-    # committed before the response leaves (fail closed).
+    # The page is built in a read-only unit of work (no lock on SQLite). Its log entries are then
+    # committed by the process's committer, and only after them what the partner must now delete
+    # and what it holds, in one short transaction: all of it before the response leaves.
     with state.read_sessions() as session, disclose.denials_logged(state, session, ctx, {"summaries": "sync"}):
         # A partner syncs what it holds no relation to: only relation-free grants count.
         stated = access.require_purpose(policies, principal, purpose, now.date(), relations=frozenset())
@@ -64,25 +64,33 @@ def sync_summaries(
         door.referral(ctx, item.grant, item.referral, item.referral.subject, state.envelope)
         for item in result.items
     ]
-    with unit_of_work(state) as session:
-        notices = [
-            disclose.change_event(principal, EventType.withdrawal_notice, subject_id=subject_id or None,
-                                  record_ids={"referral_id": referral_id}, request_id=ctx.request_id)
-            for referral_id, subject_id in service.withdraw(session, principal, result.due, now)
-        ]
-        if not unchanged:
-            service.remember(session, principal, result.items, now)
-        if unchanged:
-            disclose.log_reads(state, session, notices)
-            return Response(status_code=304, headers={"ETag": result.etag})
+    notices = [
+        disclose.change_event(principal, EventType.withdrawal_notice, subject_id=subject_id or None,
+                              record_ids={"referral_id": referral_id}, request_id=ctx.request_id)
+        for referral_id, subject_id in result.due
+    ]
 
-        def page(documents: list[dict[str, Any]]) -> dict[str, Any]:
-            return {
-                "items": [{**d, **item.extra} for d, item in zip(documents, result.items, strict=True)],
-                "next_cursor": result.next_cursor,
-                "withdrawn": result.withdrawn,
-                "synced_at": now.isoformat(),
-            }
+    def hold() -> None:
+        # What the partner must now delete and what it now holds, after the entries are durable:
+        # with no entry, nothing is remembered as handed out.
+        with unit_of_work(state) as session:
+            service.withdraw(session, principal, result.due, now)
+            if not unchanged:
+                service.remember(session, principal, result.items, now)
 
-        return door.send(state, session, released, page, extra_events=notices,
-                         headers={"ETag": result.etag, "Cache-Control": "private, no-store"})
+    if unchanged:
+        disclose.commit_reads(state, notices)
+        hold()
+        return Response(status_code=304, headers={"ETag": result.etag})
+
+    def page(documents: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "items": [{**d, **item.extra} for d, item in zip(documents, result.items, strict=True)],
+            "next_cursor": result.next_cursor,
+            "withdrawn": result.withdrawn,
+            "synced_at": now.isoformat(),
+        }
+
+    # The page's entries go through the committer with every other request's (one fsync for all).
+    return door.send(state, None, released, page, extra_events=notices, then=hold,
+                     headers={"ETag": result.etag, "Cache-Control": "private, no-store"})

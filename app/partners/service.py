@@ -89,21 +89,17 @@ def sync(
     return Sync(items, next_cursor, withdrawn, due, tag)
 
 
-def withdraw(
-    session: Session, principal: Principal, due: list[tuple[str, str]], now: datetime
-) -> list[tuple[str, str]]:
-    """Mark the due withdrawals; returns those this call marked (a concurrent sync may have)."""
+def withdraw(session: Session, principal: Principal, due: list[tuple[str, str]], now: datetime) -> None:
+    """Mark the due withdrawals (those a concurrent sync has not marked first)."""
     if not due:
-        return []
+        return
     _lock_held(session, principal.agency_id, [rid for rid, _ in due])
-    marked = set(session.connection().execute(
+    session.connection().execute(
         update(_held)
         .where(_held.c.agency_id == principal.agency_id, _held.c.referral_id.in_([rid for rid, _ in due]),
                _held.c.withdrawn_at.is_(None))
         .values(withdrawn_at=now)
-        .returning(_held.c.referral_id)
-    ).scalars())
-    return [(rid, subject_id) for rid, subject_id in due if rid in marked]
+    )
 
 
 def remember(session: Session, principal: Principal, items: list[Disclosed], now: datetime) -> None:

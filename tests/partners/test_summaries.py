@@ -128,6 +128,39 @@ class TestSummaries:
         with state.sessions() as session:
             assert session.scalars(select(PartnerDisclosure)).all() == []
 
+    def test_a_fault_after_the_log_answers_503_and_the_log_over_states_never_under_states(
+        self, app_client: TestClient, auth: Auth, network: dict[str, str], state: AppState,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        from app.partners import service
+        from app.partners.models import PartnerDisclosure
+
+        headers = auth(PARTNER, **SYNC)
+        with state.sessions() as session:
+            before = len(session.scalars(select(AuditEntry.seq)).all())
+
+        def lost(*args: Any, **kwargs: Any) -> None:
+            raise OperationalError("INSERT INTO partner_disclosures", {}, Exception("disk I/O error"))
+
+        monkeypatch.setattr(service, "remember", lost)
+        response = app_client.get("/v1/summaries", headers=headers)
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert network["shared"] not in response.text and "al-mina" not in response.text
+        with state.sessions() as session:
+            assert session.scalars(select(PartnerDisclosure)).all() == []  # nothing held
+            entries = session.scalars(select(AuditEntry).where(AuditEntry.seq >= before)).all()
+        # The page's entries were durable before the write that failed: a read entry for a
+        # response never sent, never a response without its entry.
+        assert {e.event_type for e in entries} == {"disclosure"}
+        monkeypatch.undo()
+        again = sync(app_client, auth)
+        assert again.status_code == 200 and network["shared"] in {i["id"] for i in again.json()["items"]}
+        with state.sessions() as session:
+            assert {r.referral_id for r in session.scalars(select(PartnerDisclosure))} >= {network["shared"]}
+
     def test_an_unchanged_page_is_a_cheap_304(
         self, app_client: TestClient, auth: Auth, network: dict[str, str], state: AppState
     ) -> None:
