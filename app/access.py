@@ -24,14 +24,15 @@ A purpose is a policy id (``safeguarding_assessment``); one not open to the call
 400 ``purpose-unknown`` refusal, logged with it. A tab or a NUL never gets that far (app.edges),
 and this keeps any other unprintable value out of the log's clear ``purpose`` column too.
 """
+PURPOSE_MAX, JUSTIFICATION_MAX = 64, 500
 PurposeHeader = Annotated[
     str | None,
-    Header(alias="X-Purpose", max_length=64, pattern=PURPOSE_PATTERN,
+    Header(alias="X-Purpose", max_length=PURPOSE_MAX, pattern=PURPOSE_PATTERN,
            description="Why you read this case data (required)."),
 ]
 JustificationHeader = Annotated[
     str | None,
-    Header(alias="X-Justification", max_length=500, description="Free-text justification."),
+    Header(alias="X-Justification", max_length=JUSTIFICATION_MAX, description="Free-text justification."),
 ]
 # Every relation a caller may hold to some record; `coordinator` only ever matches an emergency
 # section (`relations: [coordinator]`), so a grant's holder can state the purpose `emergency`.

@@ -149,6 +149,11 @@ async def token_caller(
     return TokenCaller(_from_token(request, state, credentials))
 
 
+async def caller_of(request: Request, state: AppState) -> TokenCaller:
+    """``Caller`` for a lean entry (app.lean), which solves no dependencies: the same checks."""
+    return await token_caller(request, state, await bearer(request))
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 Caller = Annotated[TokenCaller, Depends(token_caller)]
 

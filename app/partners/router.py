@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from app import access, disclose, door
 from app.audit.events import EventType
-from app.auth.principal import CurrentPrincipal
+from app.auth.principal import Caller
 from app.pagination import DEFAULT_LIMIT, ISO_TIMESTAMP, Cursor, Limit
 from app.partners import service
 from app.partners.schemas import SummaryPage
@@ -38,7 +38,7 @@ router = APIRouter(tags=["partners"])
 def sync_summaries(
     request: Request,
     state: State,
-    principal: CurrentPrincipal,
+    caller: Caller,
     purpose: access.PurposeHeader = None,
     justification: access.JustificationHeader = None,
     updated_since: Annotated[datetime | None, Query(description="synced_at of your last sync."), ISO_TIMESTAMP] = None,
@@ -48,15 +48,18 @@ def sync_summaries(
 ) -> Any:
     now = state.clock()
     policies = state.policies.current
-    ctx = disclose.ReadContext(principal, purpose or "", justification, request.state.request_id)
-    # The page is built in a read-only unit of work (no lock on SQLite). Its log entries are then
-    # committed by the process's committer, and only after them what the partner must now delete
-    # and what it holds, in one short transaction: all of it before the response leaves.
-    with state.read_sessions() as session, disclose.denials_logged(state, session, ctx, {"summaries": "sync"}):
-        # A partner syncs what it holds no relation to: only relation-free grants count.
-        stated = access.require_purpose(policies, principal, purpose, now.date(), relations=frozenset())
-        since = updated_since if updated_since is None or updated_since.tzinfo else updated_since.astimezone()
-        result = service.sync(session, crypto(state), principal, stated, policies, now, since, cursor, limit)
+    # The page is built in a read-only unit of work (no lock on SQLite), which also confirms the
+    # client is enabled (one thread hop for both). Its log entries are then committed by the
+    # process's committer, and only after them what the partner must now delete and what it
+    # holds, in one short transaction: all of it before the response leaves.
+    with state.read_sessions() as session:
+        principal = caller.confirm(session)
+        ctx = disclose.ReadContext(principal, purpose or "", justification, request.state.request_id)
+        with disclose.denials_logged(state, session, ctx, {"summaries": "sync"}):
+            # A partner syncs what it holds no relation to: only relation-free grants count.
+            stated = access.require_purpose(policies, principal, purpose, now.date(), relations=frozenset())
+            since = updated_since if updated_since is None or updated_since.tzinfo else updated_since.astimezone()
+            result = service.sync(session, crypto(state), principal, stated, policies, now, since, cursor, limit)
     ctx = disclose.ReadContext(principal, stated, justification, request.state.request_id)
     unchanged = if_none_match is not None and if_none_match.strip() == result.etag
     # Rendered (opened, projected) before the writer's turn is taken: the writes need none of it.

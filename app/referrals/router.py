@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from app import access, disclose, door, idempotency
+from app.access import JUSTIFICATION_MAX, PURPOSE_MAX
 from app.audit.events import AuditEvent, EventType
-from app.auth.principal import Caller, CurrentPrincipal, Principal
+from app.auth.principal import Caller, CurrentPrincipal, Principal, TokenCaller, caller_of
 from app.emergency import feed as emergency_feed
 from app.errors import Forbidden
+from app.lean import LeanRoute, lean
 from app.pagination import DEFAULT_LIMIT, ISO_TIMESTAMP, Cursor, Limit
 from app.policy.vocabulary import EMERGENCY_PURPOSE
 from app.referrals import repository, service, snapshot
@@ -30,11 +33,11 @@ from app.referrals.schemas import (
 )
 from app.referrals.snapshot import AnyReferral, ReferralSnapshot
 from app.retention.dates import RetentionRules
-from app.state import AppState, DbSession, ReadSession, State, unit_of_work
+from app.state import AppState, DbSession, ReadSession, State, get_state, unit_of_work
 from app.subjects import links
 from app.subjects.models import Subject
 
-router = APIRouter(tags=["referrals"])
+router = APIRouter(tags=["referrals"], route_class=LeanRoute)
 PURPOSE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "X-Purpose missing or not open to the caller"},
     403: {"description": "No agreement grants this read"},
@@ -42,10 +45,12 @@ PURPOSE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+VIEW_MAX = 64
 ViewParam = Annotated[
     str | None,
-    Query(max_length=64, description="Ask for a named view; default: the most detailed one granted."),
+    Query(max_length=VIEW_MAX, description="Ask for a named view; default: the most detailed one granted."),
 ]
+_PRINTABLE = re.compile(access.PURPOSE_PATTERN)
 
 
 def _grant_headers(grant: access.Grant) -> dict[str, str]:
@@ -148,6 +153,26 @@ def _subject(session: Session, referral: AnyReferral) -> Subject:
     return subject
 
 
+async def _lean_get_referral(request: Request) -> Response | None:
+    """The read with no dependency solving, for a request whose parameters are plainly valid.
+
+    Anything else (a header or the view too long, a purpose not printable ASCII) returns None
+    and goes the declared way, where FastAPI's validation answers it (app.lean).
+    """
+    headers, query = request.headers, request.query_params
+    purpose, justification, view = headers.get("X-Purpose"), headers.get("X-Justification"), query.get("view")
+    if purpose is not None and (len(purpose) > PURPOSE_MAX or _PRINTABLE.fullmatch(purpose) is None):
+        return None
+    if (justification is not None and len(justification) > JUSTIFICATION_MAX) or (
+        view is not None and len(view) > VIEW_MAX
+    ):
+        return None
+    state = get_state(request)
+    caller = await caller_of(request, state)
+    return await _read_referral(request, state, caller, request.path_params["referral_id"], purpose,
+                                justification, view)
+
+
 @router.get(
     "/v1/referrals/{referral_id}",
     operation_id="get_referral",
@@ -162,6 +187,7 @@ def _subject(session: Session, referral: AnyReferral) -> Subject:
     response_model_exclude_unset=True,
     responses=PURPOSE_ERRORS,
 )
+@lean(_lean_get_referral)
 async def get_referral(
     request: Request,
     state: State,
@@ -171,6 +197,13 @@ async def get_referral(
     justification: access.JustificationHeader = None,
     view: ViewParam = None,
 ) -> Any:
+    return await _read_referral(request, state, caller, referral_id, purpose, justification, view)
+
+
+async def _read_referral(
+    request: Request, state: AppState, caller: TokenCaller, referral_id: str, purpose: str | None,
+    justification: str | None, view: str | None,
+) -> Response:
     # On the event loop, not in a worker thread: one snapshot of the loop's own connection
     # answers whether the client is enabled and loads the referral (three statements, no
     # Session), and the log entry is awaited from the committer thread (group commit), so the
