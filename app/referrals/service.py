@@ -218,12 +218,9 @@ def create_valid(
 
     Returns the referral and its link (the subject, and its data key already unwrapped)."""
     network_id, schema_id, data, originals = valid.network_id, valid.schema_id, valid.data, valid.originals
-    link = subjects.create_or_link(session, crypto.envelope, crypto.blind, data.subject, now)
-    subject = link.subject
     referral = Referral(
         id=new_referral_id(),
         schema_id=schema_id,
-        subject_id=subject.id,
         network_id=network_id,
         referring_agency=principal.agency_id,
         referring_client=principal.client_id,
@@ -250,6 +247,13 @@ def create_valid(
         history=[],
         assignments=[],  # a new referral has none: nothing to load after the insert
     )
+    if retention is not None:  # known before the insert: a new referral is open, dated by its agreements
+        sector = retention_dates.sector_of(session, principal.agency_id)  # as every later recomputation reads it
+        referral.retain_until = retention_dates.referral_retain_until(retention, referral, sector, now)
+    # A person first known through this referral is kept as long as it is, from the insert on.
+    link = subjects.create_or_link(session, crypto.envelope, crypto.blind, data.subject, now,
+                                   retain_until=referral.retain_until)
+    referral.subject_id = link.subject.id
     submissions.attach(referral, link, data.subject, now)  # its subject.* fields: its own submission
     # Free text is sealed with the subject's key: erasing the person shreds it (app/referrals/sealed.py).
     key = link.key  # unwrapped once, by create_or_link
@@ -260,9 +264,6 @@ def create_valid(
     if data.narrative is not None:
         referral.narrative = key.seal(data.narrative.encode(), f"{NARRATIVE_CONTEXT}:{referral.id}")
     referral.sections = sections.seal(key, referral.id, sections.of(data))
-    if retention is not None:  # known before the insert: a new referral is open, dated by its agreements
-        sector = retention_dates.sector_of(session, principal.agency_id)  # as every later recomputation reads it
-        referral.retain_until = retention_dates.referral_retain_until(retention, referral, sector, now)
     first = StatusChange(
         from_status=None, to_status=Status.submitted.value, agencies=[],
         by_agency=principal.agency_id, by_client=principal.client_id, at=now,
@@ -274,7 +275,7 @@ def create_valid(
     if principal.act is not None:  # the step's sealed text is bound to its row id, known only now
         _seal_step(key, referral.id, first, reason=None, by_person=principal.act)
         session.flush()
-    if retention is not None:
+    if retention is not None and not link.new:  # a known person: its longest-kept referral may change
         retention_dates.refresh_subject(session, referral.subject_id)
     return referral, link
 

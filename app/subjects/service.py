@@ -48,20 +48,15 @@ def lookup_digests(blind: BlindIndex, data: SubjectIn) -> list[str]:
     ]
 
 
-def find_linked(session: Session, digests: list[str]) -> Subject | None:
-    """The subject an identifier links to, locked until the transaction ends.
+def find_linked(session: Session, holders: tuple[str, ...]) -> Subject | None:
+    """The one subject the identifiers link to (``linked_subject_ids``), locked until the transaction ends.
 
     The lock lets concurrent referrals about one person merge into its identity one after the
     other, each reading what the previous one wrote (on SQLite, writers queue anyway).
     """
-    if not digests:
+    if len(holders) != 1:
         return None
-    subject_id = session.scalar(
-        select(SubjectIdentifier.subject_id).where(SubjectIdentifier.digest.in_(digests)).limit(1)
-    )
-    if subject_id is None:
-        return None
-    return session.get(Subject, subject_id, with_for_update=True, populate_existing=True)
+    return session.get(Subject, holders[0], with_for_update=True, populate_existing=True)
 
 
 def data_key(envelope: Envelope, subject: Subject | SubjectSnapshot) -> DataKey:
@@ -89,7 +84,8 @@ class Link:
 
 
 def create_or_link(
-    session: Session, envelope: Envelope, blind: BlindIndex, data: SubjectIn, now: datetime
+    session: Session, envelope: Envelope, blind: BlindIndex, data: SubjectIn, now: datetime,
+    *, retain_until: datetime | None = None,
 ) -> Link:
     """A new subject, or the existing one an identifier links to (its identity updated).
 
@@ -98,6 +94,8 @@ def create_or_link(
     subject it was about to create and links to that one instead. Identifiers that belong to
     two different known people link to neither: a guess would show one person's referrals
     the other's subject id, and a merge is the coordinator's call (`Link.conflicts`).
+
+    A subject created here gets ``retain_until``: its first referral's date.
     """
     # One order for every request, so two claiming the same digests never deadlock.
     digests = sorted(set(identifier_digests(blind, data)))
@@ -106,8 +104,8 @@ def create_or_link(
     for _ in range(LINK_ATTEMPTS):
         holders = linked_subject_ids(session, lookup)
         if len(holders) > 1:
-            return _create_flagged(session, envelope, blind, data, incoming, digests, holders, now)
-        subject = find_linked(session, lookup)
+            return _create_flagged(session, envelope, blind, data, incoming, digests, holders, now, retain_until)
+        subject = find_linked(session, holders)
         if subject is not None:
             try:
                 with session.begin_nested():
@@ -118,7 +116,7 @@ def create_or_link(
             return Link(subject, _update(session, envelope, subject, incoming, now))
         try:
             with session.begin_nested():
-                subject, key = _create(session, envelope, incoming, now)
+                subject, key = _create(session, envelope, incoming, now, retain_until)
                 if _claim(session, blind, subject.id, digests):
                     raise _IdentifierTaken
         except _IdentifierTaken:
@@ -149,9 +147,9 @@ def _concurrent_change() -> Conflict:
 
 
 def _create(
-    session: Session, envelope: Envelope, identity: dict[str, Any], now: datetime
+    session: Session, envelope: Envelope, identity: dict[str, Any], now: datetime, retain_until: datetime | None,
 ) -> tuple[Subject, DataKey]:
-    subject = Subject(id=new_subject_id(), created_at=now, updated_at=now)
+    subject = Subject(id=new_subject_id(), created_at=now, updated_at=now, retain_until=retain_until)
     key, wrapped = envelope.new_data_key(subject.id)
     subject.wrapped_key, subject.kek_id = wrapped.wrapped, wrapped.kek_id
     subject.identity = key.seal(json.dumps(identity).encode(), IDENTITY_CONTEXT)
@@ -162,14 +160,14 @@ def _create(
 
 def _create_flagged(
     session: Session, envelope: Envelope, blind: BlindIndex, data: SubjectIn, identity: dict[str, Any],
-    digests: list[str], candidates: tuple[str, ...], now: datetime,
+    digests: list[str], candidates: tuple[str, ...], now: datetime, retain_until: datetime | None,
 ) -> Link:
     """A subject of its own for a referral whose identifiers name several known people.
 
     It records the identifiers nobody holds yet (a later referral carrying only those links
     here); the others stay with the people who hold them.
     """
-    subject, key = _create(session, envelope, identity, now)
+    subject, key = _create(session, envelope, identity, now, retain_until)
     _claim(session, blind, subject.id, digests)
     return Link(subject, key, conflicts=candidates, new=True)
 

@@ -304,7 +304,7 @@ def test_a_racing_referral_about_the_same_person_is_a_retryable_409(
 ) -> None:
     from app.subjects import service as subjects
 
-    monkeypatch.setattr(subjects, "find_linked", lambda session, digests: None)  # the race: neither saw the other
+    monkeypatch.setattr(subjects, "find_linked", lambda session, holders: None)  # the race: neither saw the other
     assert app_client.post("/v1/referrals", json=referral_body(), headers=auth(REFERRER)).status_code == 201
     before = counts(state)
     response = app_client.post("/v1/referrals", json=referral_body(), headers=auth("school-south-referrer"))

@@ -68,8 +68,8 @@ def test_two_first_referrals_about_one_person_link_to_one_subject(
     found: list[bool] = []
     lookup = subjects.find_linked
 
-    def find_linked_then_wait(session: Any, digests: list[str]) -> Subject | None:
-        subject = lookup(session, digests)
+    def find_linked_then_wait(session: Any, holders: tuple[str, ...]) -> Subject | None:
+        subject = lookup(session, holders)
         found.append(subject is not None)
         if rendezvous is not None and found.count(False) <= 2 and subject is None:
             rendezvous.wait()
