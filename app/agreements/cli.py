@@ -15,7 +15,9 @@ from app.agencies.schemas import Role, Sector
 from app.cli_common import ExitCode, JsonAlways, JsonFlag, comma_choices, err, out
 
 if TYPE_CHECKING:
+    from app.policy.duration import Duration
     from app.policy.loader import LoadResult
+    from app.policy.model import Network
 
 policy_cli = typer.Typer(help="Information-sharing agreements (policies/).", no_args_is_help=True)
 
@@ -73,11 +75,27 @@ def policy_check(directory: DirOption = None, on: OnOption = None, as_json: Json
             colour = {"error": "red", "warning": "yellow"}.get(finding.level, "cyan")
             where = ":".join(x for x in (finding.agreement, finding.rule) if x)
             out.print(f"[{colour}]{finding.level}[/{colour}] {escape(where)} {escape(finding.message)}")
+        for network in result.policy_set.networks.values():
+            if network.source is not None:  # declared in a file: its protocol, defaults filled in
+                out.print(f"network {escape(network.id)}: {escape(_protocol_line(network))}", soft_wrap=True)
         in_force = ", ".join(f"{a.id}@v{a.version}" for a in result.policy_set) or "none"
         out.print(f"{folder}: {len(result.policy_set)} agreement(s) loaded ({in_force}), "
                   f"{sum(f.level == 'error' for f in findings)} error(s)")
     if any(f.level == "error" for f in findings):
         raise typer.Exit(ExitCode.ERROR)
+
+
+def _protocol_line(network: Network) -> str:
+    protocol = network.protocol
+
+    def by_urgency(deadlines: tuple[tuple[str, Duration], ...]) -> str:
+        return ", ".join(f"{urgency} {d.iso()}" for urgency, d in deadlines)
+
+    return (f"meets every {protocol.cadence.iso()}, chaired by {network.chair}; triage within "
+            f"{by_urgency(protocol.triage_within)}; assignment within {by_urgency(protocol.assign_within)}; "
+            f"reviews {', '.join(d.iso() for d in protocol.reviews_after_closure) or 'none'} after closure; "
+            f"repeat referrals within {protocol.repeat_window.iso()}; actions "
+            f"{'/'.join(protocol.action_statuses)}; re-assessed by {', '.join(protocol.reassessment_by)}")
 
 
 @policy_cli.command("test")

@@ -24,6 +24,28 @@ class AgreementOut(BaseModel):
     networks: list[str] = Field(description="The networks whose records it decides.")
 
 
+class MeetingsOut(BaseModel):
+    cadence: str = Field(description="ISO 8601 duration between regular meetings.")
+    chair: str | None = Field(description="The chairing agency (the coordinator unless the protocol names "
+                                          "another member); null for an implicit network.")
+
+
+class DeadlinesOut(BaseModel):
+    triage: dict[str, str] = Field(description="By urgency: time from submission to triage (ISO 8601).")
+    assign: dict[str, str] = Field(description="By urgency: time from acceptance to assignment (ISO 8601).")
+
+
+class ProtocolOut(BaseModel):
+    """How the network works its cases, as its file declares (defaults where it is silent)."""
+
+    meetings: MeetingsOut
+    deadlines: DeadlinesOut
+    reviews_after_closure: list[str]
+    repeat_referral_window: str
+    action_statuses: list[str]
+    reassessment_by: list[str]
+
+
 class NetworkOut(BaseModel):
     """A prevention network on this deployment."""
 
@@ -33,6 +55,7 @@ class NetworkOut(BaseModel):
     coordinator: str | None = Field(description="The coordinator agency (focal point); null for an implicit network.")
     members: list[str]
     agreements: list[str]
+    protocol: ProtocolOut
 
 
 class NetworkPage(BaseModel):

@@ -296,6 +296,74 @@ class AgreementDocument(_Strict):
     description: str | None = None
 
 
+def _check_urgency(code: str) -> str:
+    from app.vocabularies.catalog import vocabularies
+
+    known = [c.code for c in vocabularies()["urgency"].codes]
+    if code not in known:
+        raise ValueError(f"unknown urgency {code!r}: the urgencies are {', '.join(known)}")
+    return code
+
+
+def _check_action_statuses(statuses: list[str]) -> list[str]:
+    missing = [s for s in REQUIRED_ACTION_STATUSES if s not in statuses]
+    if missing:
+        raise ValueError(f"action statuses must include {', '.join(REQUIRED_ACTION_STATUSES)} (missing: "
+                         f"{', '.join(missing)})")
+    if len(set(statuses)) != len(statuses):
+        raise ValueError("action statuses must not repeat")
+    if "overdue" in statuses:
+        raise ValueError("'overdue' is not a status: the clock marks an open action overdue past its due date")
+    return statuses
+
+
+UrgencyCode = Annotated[str, AfterValidator(_check_urgency)]
+REQUIRED_ACTION_STATUSES = ("open", "done")
+PROTOCOL_DEFAULTS: dict[str, Any] = {
+    "cadence": "P1M",
+    "triage": {"immediate": "PT24H", "urgent": "P2D", "priority": "P5D", "routine": "P14D"},
+    "assign": {"immediate": "P2D", "urgent": "P5D", "priority": "P10D", "routine": "P30D"},
+    "reviews_after_closure": ["P6M", "P12M"],
+    "repeat_referral_window": "P12M",
+    "action_statuses": ["open", "done", "cancelled"],
+    "reassessment_by": ["coordinator", "owner"],
+}
+
+
+class MeetingsDocument(_Strict):
+    """How often the panel meets, and who chairs it."""
+
+    cadence: Annotated[DurationText, Field(description="Time between regular meetings.")] = PROTOCOL_DEFAULTS["cadence"]
+    chair: Annotated[Slug | None, Field(description="The chairing agency, a member; default: the coordinator.")] = None
+
+
+class DeadlinesDocument(_Strict):
+    """Time allowed, by urgency: from submission to triage, and from acceptance to assignment."""
+
+    triage: dict[UrgencyCode, DurationText] = PROTOCOL_DEFAULTS["triage"]
+    assign: dict[UrgencyCode, DurationText] = PROTOCOL_DEFAULTS["assign"]
+
+
+class ProtocolDocument(_Strict):
+    """How a network works its cases: meetings, deadlines, reviews, repeat referrals, actions."""
+
+    meetings: MeetingsDocument = MeetingsDocument()
+    deadlines: DeadlinesDocument = DeadlinesDocument()
+    reviews_after_closure: Annotated[
+        list[DurationText], Field(description="Review points after a case closes.")
+    ] = PROTOCOL_DEFAULTS["reviews_after_closure"]
+    repeat_referral_window: Annotated[
+        DurationText, Field(description="A new referral about a person referred this recently is a repeat.")
+    ] = PROTOCOL_DEFAULTS["repeat_referral_window"]
+    action_statuses: Annotated[list[Slug], AfterValidator(_check_action_statuses)] = (
+        PROTOCOL_DEFAULTS["action_statuses"]
+    )
+    reassessment_by: Annotated[
+        list[EmergencyRelation], Field(min_length=1, description="Who may re-assess a referral: its "
+                                                                 "owner, referrer, assigned agencies, coordinator.")
+    ] = PROTOCOL_DEFAULTS["reassessment_by"]
+
+
 class NetworkDocument(_Strict):
     """A prevention network: a city's CAT or LPN, a county forum."""
 
@@ -308,3 +376,7 @@ class NetworkDocument(_Strict):
     coordinator: Annotated[Slug, Field(description="The coordinator agency (the focal point).")]
     members: list[Slug] = []
     description: str | None = None
+    protocol: Annotated[ProtocolDocument, Field(description="How the network works its cases; "
+                                                            "each part left out takes its default.")] = (
+        ProtocolDocument()
+    )

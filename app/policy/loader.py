@@ -14,7 +14,7 @@ from app.policy.build import AgreementBuilder
 from app.policy.documents import AgreementDocument, NetworkDocument
 from app.policy.fields import REFERRAL_FIELDS
 from app.policy.issues import did_you_mean
-from app.policy.model import Agreement, Network
+from app.policy.model import Agreement, Network, protocol_of
 from app.policy.policy_set import PolicySet
 from app.policy.yaml_nodes import (
     YamlSyntaxError,
@@ -265,8 +265,15 @@ def _network_unchanged(content: bytes, source: str) -> tuple[Network | None, tup
             for item in exc.errors()
             for at in [tuple(p for p in item["loc"] if p != "[key]")]
         )
+    chair = document.protocol.meetings.chair
+    if chair is not None and chair != document.coordinator and chair not in document.members:
+        at = ("protocol", "meetings", "chair")
+        return None, (AgreementError(
+            source, parsed.line_of(at), f"the chair {chair!r} is not a member of the network "
+            f"(members: {', '.join([document.coordinator, *document.members])})", format_path(at),
+        ),)
     return Network(
         id=document.network, name=document.name, locales=tuple(document.locales),
         coordinator=document.coordinator, members=frozenset(document.members), agreements=(),
-        source=source,
+        source=source, protocol=protocol_of(document.protocol),
     ), ()

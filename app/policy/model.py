@@ -4,7 +4,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from app.policy.duration import Duration, Retention
+from app.policy.documents import PROTOCOL_DEFAULTS, ProtocolDocument
+from app.policy.duration import Duration, Retention, parse_duration
 from app.policy.vocabulary import RecordKind
 
 VIEW_KINDS: dict[str, RecordKind] = {
@@ -163,6 +164,62 @@ class Agreement:
 
 
 @dataclass(frozen=True, slots=True)
+class Protocol:
+    """How a network works its cases (its file's `protocol:`; each part left out takes its default)."""
+
+    cadence: Duration
+    chair: str | None  # the chairing agency; None: the coordinator
+    triage_within: tuple[tuple[str, Duration], ...]  # by urgency
+    assign_within: tuple[tuple[str, Duration], ...]
+    reviews_after_closure: tuple[Duration, ...]
+    repeat_window: Duration
+    action_statuses: tuple[str, ...]
+    reassessment_by: tuple[str, ...]
+
+    def triage_deadline(self, urgency: str) -> Duration | None:
+        return dict(self.triage_within).get(urgency)
+
+    def assign_deadline(self, urgency: str) -> Duration | None:
+        return dict(self.assign_within).get(urgency)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "meetings": {"cadence": self.cadence.iso(), "chair": self.chair},
+            "deadlines": {
+                "triage": {urgency: d.iso() for urgency, d in self.triage_within},
+                "assign": {urgency: d.iso() for urgency, d in self.assign_within},
+            },
+            "reviews_after_closure": [d.iso() for d in self.reviews_after_closure],
+            "repeat_referral_window": self.repeat_window.iso(),
+            "action_statuses": list(self.action_statuses),
+            "reassessment_by": list(self.reassessment_by),
+        }
+
+
+def protocol_of(document: ProtocolDocument) -> Protocol:
+    """A network file's `protocol:` (validated), as the model the clocks and meetings read."""
+    return Protocol(
+        cadence=parse_duration(document.meetings.cadence),
+        chair=document.meetings.chair,
+        # An urgency a file leaves out keeps its default deadline: every urgency has one.
+        triage_within=_by_urgency(PROTOCOL_DEFAULTS["triage"], document.deadlines.triage),
+        assign_within=_by_urgency(PROTOCOL_DEFAULTS["assign"], document.deadlines.assign),
+        reviews_after_closure=tuple(parse_duration(d) for d in document.reviews_after_closure),
+        repeat_window=parse_duration(document.repeat_referral_window),
+        action_statuses=tuple(document.action_statuses),
+        reassessment_by=tuple(document.reassessment_by),
+    )
+
+
+def _by_urgency(defaults: Mapping[str, str], declared: Mapping[str, str]) -> tuple[tuple[str, Duration], ...]:
+    return tuple((urgency, parse_duration(text)) for urgency, text in {**defaults, **declared}.items())
+
+
+DEFAULT_PROTOCOL = protocol_of(ProtocolDocument())
+"""An implicit network's, and what each part a network file leaves out takes."""
+
+
+@dataclass(frozen=True, slots=True)
 class Network:
     """A prevention network: its coordinator agency, members and agreements."""
 
@@ -173,8 +230,15 @@ class Network:
     members: frozenset[str]
     agreements: tuple[str, ...]
     source: str | None
+    protocol: Protocol = DEFAULT_PROTOCOL
+
+    @property
+    def chair(self) -> str | None:
+        return self.protocol.chair or self.coordinator
 
     def to_dict(self) -> dict[str, object]:
+        protocol = self.protocol.to_dict()
+        protocol["meetings"] = {**protocol["meetings"], "chair": self.chair}  # type: ignore[dict-item]
         return {
             "id": self.id,
             "name": self.name,
@@ -182,4 +246,5 @@ class Network:
             "coordinator": self.coordinator,
             "members": sorted(self.members),
             "agreements": list(self.agreements),
+            "protocol": protocol,
         }

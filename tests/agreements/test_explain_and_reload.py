@@ -132,6 +132,20 @@ class TestPolicyCli:
             result = runner.invoke(cli, ["policy", "check", "--dir", str(REPO_ROOT / folder), "--on", "2026-06-01"])
             assert result.exit_code == 0, result.output
 
+    def test_check_lists_each_networks_protocol_and_refuses_a_broken_one(self, policies_copy: Path) -> None:
+        result = runner.invoke(cli, ["policy", "check", "--dir", str(policies_copy)])
+        assert result.exit_code == 0, result.output
+        assert ("network demo-city: meets every P1M, chaired by city-municipality; triage within immediate "
+                "PT24H, urgent P2D, priority P5D, routine P14D;") in result.stdout
+        town = policies_copy / "networks" / "demo-town.yaml"
+        town.write_text(town.read_text() + "  reviews_after_closure: [P6M, later]\n")
+        broken = runner.invoke(cli, ["policy", "check", "--dir", str(policies_copy), "--json"])
+        assert broken.exit_code == 1
+        (finding,) = [f for f in json.loads(broken.stdout) if "demo-town.yaml" in f["message"]]
+        assert finding["level"] == "error"
+        assert finding["message"].endswith(":12: protocol.reviews_after_closure[1]: bad duration 'later': "
+                                           "expected ISO 8601 such as P6Y, P90D or PT3H")
+
     def test_check_fails_on_a_broken_agreement(self, policies_copy: Path) -> None:
         (policies_copy / "broken.yaml").write_text("agreement: broken\nversion: 1\nrules: [\n")
         result = runner.invoke(cli, ["policy", "check", "--dir", str(policies_copy), "--json"])

@@ -41,6 +41,16 @@ class TestNetworksAreListed:
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
 
+    def test_each_network_states_its_protocol(self, app_client: TestClient, auth: Auth) -> None:
+        city = app_client.get("/v1/networks/demo-city", headers=auth(REFERRER)).json()["protocol"]
+        assert city["meetings"] == {"cadence": "P1M", "chair": "city-municipality"}
+        assert city["deadlines"]["triage"]["immediate"] == "PT24H"
+        assert city["reviews_after_closure"] == ["P6M", "P12M"] and city["repeat_referral_window"] == "P12M"
+        assert city["reassessment_by"] == ["coordinator", "owner", "assigned"]
+        town = app_client.get("/v1/networks/demo-town", headers=auth(REFERRER)).json()["protocol"]
+        assert town["meetings"]["chair"] == "town-council"  # defaults where its file is silent
+        assert town["reassessment_by"] == ["coordinator", "owner"]
+
 
 class TestIsolation:
     """Finding 1: another network's coordinator read, moved and changed this network's referrals."""

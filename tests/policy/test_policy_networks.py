@@ -4,6 +4,7 @@ import random
 import shutil
 import textwrap
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -607,3 +608,98 @@ class TestSideBySide:
             assert not decide_as_reference(policy_set, focal, purpose, city).permit
             assert not decide_as_reference(policy_set, focal, purpose, city, "referral.summary").permit
 
+
+# --- a network's protocol ---------------------------------------------------------------------
+
+
+class TestProtocol:
+    def test_a_declared_protocol_with_defaults_where_it_is_silent(self, folder: Path) -> None:
+        text = network_file("north", "north-hall") + textwrap.dedent(
+            """\
+            members: [north-youth, north-police]
+            protocol:
+              meetings: {cadence: P2W, chair: north-youth}
+              deadlines:
+                triage: {immediate: PT12H, routine: P1M}
+              reviews_after_closure: [P3M, P1Y]
+              repeat_referral_window: P18M
+              action_statuses: [open, done, cancelled, referred-on]
+              reassessment_by: [coordinator, assigned]
+            """
+        )
+        write(folder, "networks/north.yaml", text)
+        result = load_agreements(folder)
+        assert result.errors == []
+        north = result.policy_set.networks["north"]
+        protocol = north.to_dict()["protocol"]
+        assert protocol == {
+            "meetings": {"cadence": "P2W", "chair": "north-youth"},
+            "deadlines": {
+                # an urgency the file leaves out keeps its default deadline
+                "triage": {"immediate": "PT12H", "urgent": "P2D", "priority": "P5D", "routine": "P1M"},
+                "assign": {"immediate": "P2D", "urgent": "P5D", "priority": "P10D", "routine": "P30D"},
+            },
+            "reviews_after_closure": ["P3M", "P1Y"],
+            "repeat_referral_window": "P18M",
+            "action_statuses": ["open", "done", "cancelled", "referred-on"],
+            "reassessment_by": ["coordinator", "assigned"],
+        }
+        immediate = north.protocol.triage_deadline("immediate")
+        assert immediate is not None
+        start = datetime(2026, 3, 1, 9, tzinfo=UTC)
+        assert immediate.add_to(start) == start + timedelta(hours=12)
+        assert north.protocol.assign_deadline("no-such-urgency") is None
+
+    def test_no_protocol_is_the_default_one_chaired_by_the_coordinator(self, folder: Path) -> None:
+        write(folder, "networks/north.yaml", network_file("north", "north-hall"))
+        write(folder, "solo.yaml", dump(of_network("solo", "solo")))
+        networks = load_agreements(folder).policy_set.networks
+        assert networks["north"].chair == "north-hall"
+        assert networks["north"].to_dict()["protocol"]["meetings"] == {"cadence": "P1M", "chair": "north-hall"}
+        assert networks["solo"].chair is None  # an implicit network has no coordinator to chair
+        assert networks["solo"].protocol == networks["north"].protocol
+
+    @pytest.mark.parametrize(
+        ("protocol", "needle", "path", "reason"),
+        [
+            ("  deadlines:\n    triage: {soon: P1D}\n", "soon", "protocol.deadlines.triage.soon",
+             "unknown urgency 'soon': the urgencies are routine, priority, urgent, immediate"),
+            ("  deadlines:\n    assign: {urgent: P0D}\n", "P0D", "protocol.deadlines.assign.urgent",
+             "bad duration 'P0D': must be longer than zero"),
+            ("  meetings: {cadence: monthly}\n", "monthly", "protocol.meetings.cadence", "bad duration"),
+            ("  meetings: {chair: outsider}\n", "outsider", "protocol.meetings.chair",
+             "the chair 'outsider' is not a member of the network (members: north-hall)"),
+            ("  action_statuses: [open, cancelled]\n", "action_statuses", "protocol.action_statuses",
+             "action statuses must include open, done (missing: done)"),
+            ("  action_statuses: [open, done, overdue]\n", "action_statuses", "protocol.action_statuses",
+             "'overdue' is not a status"),
+            ("  reassessment_by: [police]\n", "police", "protocol.reassessment_by[0]",
+             "Input should be 'owner', 'referrer', 'assigned' or 'coordinator'"),
+            ("  reviews_after_closure: [P6M, soon]\n", "soon", "protocol.reviews_after_closure[1]",
+             "bad duration"),
+            ("  meeting_day: tuesday\n", "meeting_day", "protocol.meeting_day", "unknown field 'meeting_day'"),
+        ],
+        ids=["unknown-urgency", "zero-deadline", "bad-cadence", "chair-not-member", "no-done", "overdue-status",
+             "unknown-party", "bad-review", "unknown-key"],
+    )
+    def test_a_broken_protocol_is_refused_with_file_and_line(
+        self, folder: Path, protocol: str, needle: str, path: str, reason: str
+    ) -> None:
+        text = network_file("north", "north-hall") + "protocol:\n" + protocol
+        file = write(folder, "networks/north.yaml", text)
+        result = load_agreements(folder)
+        (error,) = result.errors
+        assert (error.file, error.line, error.path) == (str(file), line_of(text, needle), path)
+        assert error.reason.startswith(reason), error.reason
+        assert result.policy_set.networks == {}
+
+    def test_the_shipped_networks_declare_their_protocols(self) -> None:
+        for folder in (POLICIES, EXAMPLES):
+            result = load_agreements(folder)
+            assert result.errors == []
+            declared = [n for n in result.policy_set.networks.values() if n.source is not None]
+            assert declared
+            for network in declared:
+                assert "protocol:" in Path(network.source or "").read_text("utf-8"), network.id
+        kenya = load_agreements(EXAMPLES).policy_set.networks["kenya-county-forum"]
+        assert (kenya.chair, kenya.protocol.cadence.iso()) == ("mombasa-county-commissioner", "P3M")
