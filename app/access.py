@@ -10,7 +10,7 @@ from fastapi import Header
 
 from app.auth.principal import Principal
 from app.errors import BadRequest, Forbidden
-from app.policy.decision import Caller, Decision, Record
+from app.policy.decision import AttributeValue, Caller, Decision, Record
 from app.policy.engine import decide, purposes_for
 from app.policy.policy_set import PolicySet
 from app.policy.reach import Reach, reach
@@ -199,9 +199,14 @@ def referral_relations(principal: Principal, referral: AnyReferral) -> frozenset
     return frozenset(relations)
 
 
-def referral_attributes(referral: AnyReferral) -> dict[str, str]:
-    return {"consent": referral.consent_status, "status": referral.status, "risk_level": referral.risk_level,
-            "network": referral.network_id}
+def referral_attributes(referral: AnyReferral) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        "consent": referral.consent_status, "status": referral.status, "risk_level": referral.risk_level,
+        "network": referral.network_id, "urgency": referral.urgency, "concerns": frozenset(referral.concerns),
+    }
+    if referral.intervention_type is not None:  # none yet: a permit asking about it fails, a deny holds
+        attributes["intervention_type"] = referral.intervention_type
+    return attributes
 
 
 def decide_referral(

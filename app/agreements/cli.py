@@ -184,7 +184,8 @@ def policy_explain(
     roles: Annotated[str, typer.Option(callback=comma_choices(Role), help=f"Comma-separated roles: {ROLES}.")],
     purpose: Annotated[str, typer.Option(help="Stated purpose.")],
     record: Annotated[
-        list[str], typer.Option(callback=_key_values, help="Record attribute key=value (repeatable).")
+        list[str], typer.Option(callback=_key_values,
+                                help="Record attribute key=value (repeatable); concerns=a,b for several.")
     ] = [],  # noqa: B006
     relations: Annotated[
         str, typer.Option(callback=comma_choices(Relation), help=f"Comma-separated relations: {RELATIONS}.")
@@ -196,10 +197,15 @@ def policy_explain(
     as_json: JsonAlways = False,
 ) -> None:
     """May a caller like this see a record like this for this purpose, and if not, why not (JSON)."""
-    from app.policy.decision import Caller, Record
+    from app.policy.decision import AttributeValue, Caller, Record
     from app.policy.explain import explain
+    from app.policy.vocabulary import MANY_VALUED
 
-    attributes = dict(item.split("=", 1) for item in record)
+    # `concerns=a,b`: the set of a many-valued attribute's values.
+    attributes: dict[str, AttributeValue] = {
+        key: frozenset(value.split(",")) if key in MANY_VALUED else value
+        for key, value in (item.split("=", 1) for item in record)
+    }
     _, result = _load(directory)
     # A described record is of the agency's (first) network unless it names another, as in the API.
     mine = result.policy_set.networks_of(agency)

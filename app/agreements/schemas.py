@@ -77,6 +77,11 @@ class RecordLike(BaseModel):
     status: Code | None = None
     risk_level: Code | None = None
     classification: Code | None = None
+    intervention_type: Code | None = None
+    urgency: Code | None = None
+    concerns: Annotated[list[Code], Field(max_length=32)] | None = Field(
+        default=None, description="The record's concerns; a `concerns` condition holds when one of them is listed."
+    )
     network: Code | None = Field(default=None, description="Default: your agency's (first) network.")
     relations: Annotated[list[Literal["owner", "referrer", "assigned"]], Field(max_length=3)] = Field(
         default_factory=list, description="Your relation to the hypothetical record."

@@ -13,7 +13,7 @@ from app.auth.principal import Principal
 from app.bootstrap import load_policies
 from app.db import transaction
 from app.errors import Forbidden
-from app.policy.decision import Record
+from app.policy.decision import AttributeValue, Record
 from app.policy.explain import Explanation, explain
 from app.policy.loader import LoadResult
 from app.policy.policy_set import PolicySet
@@ -54,8 +54,9 @@ def explain_for(
     else:
         assert data.record is not None
         relations = frozenset(data.record.relations)
-        attributes = {
-            k: v for k, v in data.record.model_dump(exclude={"kind", "relations"}).items() if v is not None
+        attributes: dict[str, AttributeValue] = {
+            k: frozenset(v) if isinstance(v, list) else v
+            for k, v in data.record.model_dump(exclude={"kind", "relations"}).items() if v is not None
         }
         # A described record is of the caller's network unless it names another.
         mine = policies.networks_of(principal.agency_id)

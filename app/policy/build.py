@@ -29,7 +29,7 @@ from app.policy.views import ViewResolver
 from app.policy.vocabulary import EMERGENCY_PURPOSE, EMERGENCY_RULE_ID, RECORD_VALUES, RecordKind
 from app.policy.yaml_nodes import Path, format_path
 
-CONDITION_KEYS = ("consent", "status", "risk_level", "classification")
+CONDITION_KEYS = ("consent", "status", "risk_level", "classification", "intervention_type", "urgency", "concerns")
 NETWORK_CONDITION = "network"
 
 

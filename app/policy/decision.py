@@ -28,12 +28,16 @@ class Caller:
     relations: frozenset[str] = frozenset()
 
 
+AttributeValue = str | frozenset[str]
+"""One value, or (`concerns`) the set of them: a condition holds when any of the set is allowed."""
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """The record asked about, reduced to the attributes rules look at."""
 
     kind: RecordKind
-    attributes: Mapping[str, str]
+    attributes: Mapping[str, AttributeValue]
 
 
 @dataclass(frozen=True, slots=True)

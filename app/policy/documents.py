@@ -88,12 +88,18 @@ class AudienceDocument(_Strict):
 
 
 class ConditionsDocument(_Strict):
-    """`when`: conditions on the record, each a list of allowed values."""
+    """`when`: conditions on the record, each a list of allowed values.
+
+    `concerns` holds when the referral has at least one of the concerns listed.
+    """
 
     consent: list[str] | None = None
     status: list[str] | None = None
     risk_level: list[str] | None = None
     classification: list[str] | None = None
+    intervention_type: list[str] | None = None
+    urgency: list[str] | None = None
+    concerns: list[str] | None = None
 
 
 class NoteFilter(_Strict):

@@ -64,7 +64,8 @@ def _evaluate(
     denies = matched & scope.deny_bits
     permits = matched >> scope.shift
     kind = record.kind
-    classification = get("classification") if kind == "note" else None
+    given = get("classification") if kind == "note" else None
+    classification = given if isinstance(given, str) else None  # a note has one classification
     if kind == "note":
         if classification is None:
             permits = 0

@@ -6,7 +6,7 @@ from collections.abc import Callable, Hashable, Iterable
 from datetime import date
 from typing import Generic, TypeVar
 
-from app.policy.decision import Caller, Decision
+from app.policy.decision import AttributeValue, Caller, Decision
 from app.policy.model import Agreement, Audience, Conditions, Deny, Permit, View
 from app.policy.vocabulary import RecordKind
 
@@ -14,7 +14,7 @@ from app.policy.vocabulary import RecordKind
 # per policy snapshot: two generations, so at most twice this many.
 DECISION_MEMO_SIZE = 4_096
 
-Getter = Callable[[str], str | None]
+Getter = Callable[[str], AttributeValue | None]
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -195,7 +195,15 @@ class Bucket:
             # Every attribute, even one only unmatched rules ask about: cheaper than checking.
             for key, allowing, silent, missing in self.conditions:
                 value = attributes(key)
-                mask &= missing if value is None else allowing.get(value, silent)
+                if value is None or not value:  # missing, or an empty set of values
+                    mask &= missing
+                elif isinstance(value, str):
+                    mask &= allowing.get(value, silent)
+                else:  # several values: a rule holds when any of them is allowed
+                    anyone = 0
+                    for one in value:
+                        anyone |= allowing.get(one, silent)
+                    mask &= anyone
         return mask
 
 

@@ -3,7 +3,7 @@
 from collections.abc import Iterable, Mapping
 from datetime import date
 
-from app.policy.decision import Caller
+from app.policy.decision import AttributeValue, Caller
 from app.policy.model import Agreement, Audience, Conditions
 
 
@@ -36,14 +36,17 @@ def audience_failure(audience: Audience, caller: Caller, *, empty_matches: bool)
 
 
 def conditions_failure(
-    when: Conditions, attributes: Mapping[str, str], *, missing_holds: bool
+    when: Conditions, attributes: Mapping[str, AttributeValue], *, missing_holds: bool
 ) -> str | None:
     """Permits fail on a missing attribute; denies hold on one (both fail closed)."""
     for key, allowed in when:
         value = attributes.get(key)
-        if value is None:
+        if value is None or not value:
             if not missing_holds:
                 return f"{key} missing, needs one of {listing(allowed)}"
-        elif value not in allowed:
-            return f"{key}={value} not in {listing(allowed)}"
+        elif isinstance(value, str):
+            if value not in allowed:
+                return f"{key}={value} not in {listing(allowed)}"
+        elif value.isdisjoint(allowed):
+            return f"{key}={listing(value)} has none of {listing(allowed)}"
     return None

@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.policy.decision import Caller, Decision, Record
+from app.policy.decision import AttributeValue, Caller, Decision, Record
 from app.policy.engine import decide
 from app.policy.policy_set import PolicySet
 from app.policy.vocabulary import RecordKind
@@ -40,7 +40,7 @@ class CaseSpec(_Strict):
     name: str
     caller: CallerSpec
     purpose: str
-    record: dict[str, str] = {}
+    record: dict[str, str | list[str]] = {}
     view: str | None = None
     now: date | None = None
     expect: Expectation
@@ -149,10 +149,16 @@ def _caller(spec: CallerSpec) -> Caller:
     )
 
 
-def _record(attributes: dict[str, str], networks: frozenset[str]) -> Record:
-    """The case's record; of the agreement's own network unless the case names another."""
-    fields = dict(attributes)
-    kind = _KINDS.get(fields.pop("kind", "referral"), "referral")
+def _record(attributes: dict[str, str | list[str]], networks: frozenset[str]) -> Record:
+    """The case's record; of the agreement's own network unless the case names another.
+
+    A list (`concerns: [a, b]`) is the set of the record's values of a many-valued attribute.
+    """
+    fields: dict[str, AttributeValue] = {
+        key: frozenset(value) if isinstance(value, list) else value for key, value in attributes.items()
+    }
+    kind_given = fields.pop("kind", "referral")
+    kind = _KINDS.get(kind_given if isinstance(kind_given, str) else "", "referral")
     if "network" not in fields and len(networks) == 1:
         fields["network"] = next(iter(networks))
     return Record(kind, fields)

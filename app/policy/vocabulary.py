@@ -63,8 +63,13 @@ RECORD_VALUES: dict[str, frozenset[str]] = {
         ("consent", "consent_status"),
         ("risk_level", "risk_level"),
         ("classification", "note_classification"),
+        ("intervention_type", "intervention_type"),
+        ("urgency", "urgency"),
+        ("concerns", "concern_category"),
     )
 }
+# Attributes a record holds several values of (a set): a condition on one holds when any does.
+MANY_VALUED: frozenset[str] = frozenset({"concerns"})
 
 # Sectors outside the statutory services: they receive redacted summaries only.
 NON_STATUTORY_SECTORS: frozenset[str] = frozenset(

@@ -50,7 +50,8 @@ def get(session: Session, referral_id: str, *, for_update: bool = False) -> Refe
 
 # The record attributes agreements put conditions on (app.access.referral_attributes).
 CONDITION_COLUMNS = {"consent": Referral.consent_status, "status": Referral.status, "risk_level": Referral.risk_level,
-                     "network": Referral.network_id}
+                     "network": Referral.network_id, "urgency": Referral.urgency,
+                     "intervention_type": Referral.intervention_type}
 
 
 def _candidate(candidates: Candidates, agency: str | None) -> ColumnElement[bool]:
@@ -59,6 +60,10 @@ def _candidate(candidates: Candidates, agency: str | None) -> ColumnElement[bool
     parts: list[ColumnElement[bool]] = [
         CONDITION_COLUMNS[key].in_(sorted(allowed)) for key, allowed in candidates.when if key in CONDITION_COLUMNS
     ]
+    concerns = dict(candidates.when).get("concerns")
+    if concerns is not None:  # one of the record's concerns is listed
+        parts.append(exists().where(ReferralConcern.referral_id == Referral.id,
+                                    ReferralConcern.concern.in_(sorted(concerns))))
     relations = candidates.relations
     if relations and agency is not None and relations <= RELATIONS:
         held: list[ColumnElement[bool]] = []

@@ -179,3 +179,15 @@ class TestPolicyCli:
         assert result.exit_code == 3
         assert json.loads(result.stdout)["decision"]["permit"] is False
         assert runner.invoke(cli, [*args[:-4], "--record", "oops"]).exit_code == 2
+
+    def test_explain_a_record_with_several_concerns_from_the_cli(self) -> None:
+        args = ["policy", "explain", "--dir", str(REPO_ROOT / "policies" / "examples"), "--agency", "nyc-nypd-htf",
+                "--sector", "police", "--roles", "caseworker", "--relations", "assigned",
+                "--purpose", "intervention_planning", "--record", "status=assigned", "--record", "risk_level=high",
+                "--record", "network=nyc-interagency", "--on", "2026-06-01"]
+        granted = runner.invoke(cli, [*args, "--record", "concerns=school_conflict,hate_incident"])
+        assert granted.exit_code == 0, granted.output
+        assert json.loads(granted.stdout)["decision"]["rule_ids"] == ["law-enforcement-assigned"]
+        refused = runner.invoke(cli, [*args, "--record", "concerns=school_conflict,family_concern"])
+        assert refused.exit_code == 3
+        assert json.loads(refused.stdout)["decision"]["permit"] is False

@@ -54,16 +54,25 @@ def _written(when: Conditions) -> Conditions:
     return tuple((key, allowed) for key, allowed in when if key != NETWORK)
 
 
+def _present(record: Record, key: str) -> bool:
+    return bool(record.attributes.get(key))  # an empty set of values is no value
+
+
+def _allowed(value: str | frozenset[str], allowed: frozenset[str]) -> bool:
+    """One value in the list; of a set of values, any one."""
+    return value in allowed if isinstance(value, str) else bool(value & allowed)
+
+
 def _permit_conditions(permit: Permit, record: Record) -> bool:
     for key, allowed in _written(permit.when):
-        if key not in record.attributes or record.attributes[key] not in allowed:
+        if not _present(record, key) or not _allowed(record.attributes[key], allowed):
             return False
     return True
 
 
 def _deny_conditions(deny: Deny, record: Record) -> bool:
     for key, allowed in _written(deny.when):
-        if key in record.attributes and record.attributes[key] not in allowed:
+        if _present(record, key) and not _allowed(record.attributes[key], allowed):
             return False
     return True
 

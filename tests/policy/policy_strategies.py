@@ -55,7 +55,7 @@ def audiences(draw: st.DrawFn, *, allow_empty: bool) -> dict[str, Any]:
 @st.composite
 def conditions(draw: st.DrawFn) -> dict[str, list[str]]:
     when: dict[str, list[str]] = {}
-    for key in ("consent", "status", "classification"):
+    for key in ("consent", "status", "classification", "intervention_type", "concerns"):
         if draw(st.booleans()):
             when[key] = small_subset(draw, sorted(RECORD_VALUES[key])[:4], min_size=1)
     return when
@@ -171,7 +171,9 @@ def random_requests(
         "consent": sorted(RECORD_VALUES["consent"])[:4],
         "status": sorted(RECORD_VALUES["status"])[:4],
         "classification": sorted({*_CLASSES, *sorted(RECORD_VALUES["classification"])[:4]}),
+        "intervention_type": sorted(RECORD_VALUES["intervention_type"])[:4],
     }
+    concerns = sorted(RECORD_VALUES["concerns"])[:5]
     kinds: list[RecordKind] = ["referral", "note", "statistics"]
     rules: list[tuple[Agreement, Permit | Deny]] = [
         (a, p) for a in agreements for p in a.all_permits
@@ -198,12 +200,18 @@ def random_requests(
             else:
                 kind = rule.kind
         allowed = dict(when)
-        attributes = {}
+        attributes: dict[str, str | frozenset[str]] = {}
         for key, pool in values.items():
             if key in allowed and rng.random() < 0.8:
                 attributes[key] = rng.choice(sorted(allowed[key]))
             elif (value := rng.choice([None, *pool])) is not None:
                 attributes[key] = value
+        # A set of concerns: none, some, or (aimed at a rule) one it lists among others.
+        held = set(rng.sample(concerns, rng.randint(0, 3)))
+        if "concerns" in allowed and rng.random() < 0.8:
+            held.add(rng.choice(sorted(allowed["concerns"])))
+        if held or rng.random() < 0.5:
+            attributes["concerns"] = frozenset(held)
         if network is not None:
             attributes["network"] = network
         view = rng.choice([None, None, None, "referral.nowhere", *views])
