@@ -108,12 +108,19 @@ def create_referral(
     raw = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     key = idempotency.check_key(idempotency_key)
     fingerprint = idempotency.request_hash("POST", "/v1/referrals", raw)
-    policies, now = state.policies.current, state.clock()
+    policies, now, rules = state.policies.current, state.clock(), retention(state)
     with state.read_sessions() as reading:
         principal = caller.confirm(reading)
         replay = idempotency.find(reading, principal.client_id, key, fingerprint) if key is not None else None
         valid = None if replay is not None else service.validate(reading, principal, raw, now.date(), policies)
+        # Who the person is, their key, the sealed fields: all before the writer's turn.
+        prepared = None if valid is None else service.prepare(reading, crypto(state), principal, valid, now,
+                                                               retention=rules)
     ctx = disclose.ReadContext(principal, "", None, request.state.request_id)
+    early = None if prepared is None else door.own_submission(
+        ctx, prepared.referral, prepared.plan.stand_in(), state.envelope, service.ALL_FIELDS,
+        event_type=EventType.create, reason="created", key=prepared.plan.key,
+    )
     with unit_of_work(state) as session:  # committed here, before the response leaves
         if valid is not None and key is not None:  # a twin may have finished meanwhile
             replay = idempotency.find(session, principal.client_id, key, fingerprint)
@@ -130,11 +137,15 @@ def create_referral(
             status_code, replayed = replay.status_code, {"Idempotent-Replayed": "true"}
         else:
             assert valid is not None
-            referral, link = service.create_valid(session, crypto(state), principal, valid, now,
-                                                  retention=retention(state))
+            if prepared is not None:
+                referral, link, remade = service.store(session, crypto(state), principal, prepared, now,
+                                                       retention=rules)
+            else:  # identifiers naming several people: decided in the turn
+                (referral, link), remade = service.create_valid(session, crypto(state), principal, valid, now,
+                                                                retention=rules), True
             if key is not None:
                 idempotency.remember(session, principal.client_id, key, fingerprint, 201, "referral", referral.id)
-            released = door.own_submission(
+            released = early if early is not None and not remade else door.own_submission(
                 ctx, referral, link.subject, state.envelope, service.ALL_FIELDS,
                 event_type=EventType.create, reason="created", key=link.key,
             )

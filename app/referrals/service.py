@@ -216,12 +216,73 @@ def create_valid(
 ) -> tuple[Referral, subjects.Link]:
     """Store a validated referral: its subject created or linked, its first step, its dates.
 
+    Everything in the writer's turn; `prepare` and `store` do the same with the sealing before it.
     Returns the referral and its link (the subject, and its data key already unwrapped)."""
-    network_id, schema_id, data, originals = valid.network_id, valid.schema_id, valid.data, valid.originals
+    referral = _new_referral(session, principal, valid, now, retention)
+    # A person first known through this referral is kept as long as it is, from the insert on.
+    link = subjects.create_or_link(session, crypto.envelope, crypto.blind, valid.data.subject, now,
+                                   retain_until=referral.retain_until)
+    referral.subject_id = link.subject.id
+    _seal_new(referral, link.key, link.conflicts, principal, valid, now)
+    _insert(session, referral, link, principal, retention)
+    return referral, link
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A new referral made before the writer's turn, sealed for the person its identifiers named then."""
+
+    valid: ValidReferral
+    referral: Referral
+    plan: subjects.Plan
+
+
+def prepare(
+    session: Session, crypto: Crypto, principal: Principal, valid: ValidReferral, now: datetime,
+    *, retention: retention_dates.RetentionRules | None = None,
+) -> Prepared | None:
+    """Reads only: the person, their data key and every sealed field, before the writer's turn.
+
+    None when the identifiers name several known people (decided in the turn, by `create_valid`).
+    """
+    plan = subjects.plan_link(session, crypto.envelope, crypto.blind, valid.data.subject)
+    if plan is None:
+        return None
+    referral = _new_referral(session, principal, valid, now, retention)
+    referral.subject_id = plan.subject_id
+    _seal_new(referral, plan.key, (), principal, valid, now)
+    return Prepared(valid, referral, plan)
+
+
+def store(
+    session: Session, crypto: Crypto, principal: Principal, prepared: Prepared, now: datetime,
+    *, retention: retention_dates.RetentionRules | None = None,
+) -> tuple[Referral, subjects.Link, bool]:
+    """In the writer's turn: the prepared referral, if who its person is still holds.
+
+    When it no longer does (a concurrent referral recorded or changed the person, an erasure),
+    the referral is made again here by `create_valid`. The third value says so: what was
+    rendered from the prepared one must then be rendered again.
+    """
+    referral = prepared.referral
+    link = subjects.commit_link(session, crypto.blind, prepared.valid.data.subject, prepared.plan, now,
+                                retain_until=referral.retain_until)
+    if link is None:
+        return (*create_valid(session, crypto, principal, prepared.valid, now, retention=retention), True)
+    _insert(session, referral, link, principal, retention)
+    return referral, link, False
+
+
+def _new_referral(
+    session: Session, principal: Principal, valid: ValidReferral, now: datetime,
+    retention: retention_dates.RetentionRules | None,
+) -> Referral:
+    """The referral's own columns, its first step and (known before the insert) its retention date."""
+    data = valid.data
     referral = Referral(
         id=new_referral_id(),
-        schema_id=schema_id,
-        network_id=network_id,
+        schema_id=valid.schema_id,
+        network_id=valid.network_id,
         referring_agency=principal.agency_id,
         referring_client=principal.client_id,
         concerns=list(dict.fromkeys(data.concerns)),
@@ -239,7 +300,7 @@ def create_valid(
         intervention_type=data.intervention_type,
         do_not_contact=data.do_not_contact,
         code_system=data.code_system,
-        original_codes=originals,
+        original_codes=valid.originals,
         status=Status.submitted.value,
         version=1,
         created_at=now,
@@ -247,16 +308,25 @@ def create_valid(
         history=[],
         assignments=[],  # a new referral has none: nothing to load after the insert
     )
-    if retention is not None:  # known before the insert: a new referral is open, dated by its agreements
+    if retention is not None:  # a new referral is open, dated by its agreements
         sector = retention_dates.sector_of(session, principal.agency_id)  # as every later recomputation reads it
         referral.retain_until = retention_dates.referral_retain_until(retention, referral, sector, now)
-    # A person first known through this referral is kept as long as it is, from the insert on.
-    link = subjects.create_or_link(session, crypto.envelope, crypto.blind, data.subject, now,
-                                   retain_until=referral.retain_until)
-    referral.subject_id = link.subject.id
-    submissions.attach(referral, link, data.subject, now)  # its subject.* fields: its own submission
-    # Free text is sealed with the subject's key: erasing the person shreds it (app/referrals/sealed.py).
-    key = link.key  # unwrapped once, by create_or_link
+    referral.history.append(StatusChange(
+        from_status=None, to_status=Status.submitted.value, agencies=[],
+        by_agency=principal.agency_id, by_client=principal.client_id, at=now,
+    ))
+    return referral
+
+
+def _seal_new(
+    referral: Referral, key: DataKey, conflicts: tuple[str, ...], principal: Principal, valid: ValidReferral,
+    now: datetime,
+) -> None:
+    """Its subject.* fields (its own submission) and free text, sealed with the person's key.
+
+    Erasing the person shreds them (app/referrals/sealed.py)."""
+    data = valid.data
+    submissions.attach(referral, key, conflicts, data.subject, now)
     referral.referring_person = sealed.seal(
         key, data.referring_person or principal.act, sealed.on_referral(sealed.REFERRING_PERSON, referral.id))
     referral.consent_recorded_by = sealed.seal(
@@ -264,20 +334,20 @@ def create_valid(
     if data.narrative is not None:
         referral.narrative = key.seal(data.narrative.encode(), f"{NARRATIVE_CONTEXT}:{referral.id}")
     referral.sections = sections.seal(key, referral.id, sections.of(data))
-    first = StatusChange(
-        from_status=None, to_status=Status.submitted.value, agencies=[],
-        by_agency=principal.agency_id, by_client=principal.client_id, at=now,
-    )
-    referral.history.append(first)
+
+
+def _insert(
+    session: Session, referral: Referral, link: subjects.Link, principal: Principal,
+    retention: retention_dates.RetentionRules | None,
+) -> None:
     session.add(referral)
     session.add_all([ReferralConcern(referral_id=referral.id, concern=concern) for concern in referral.concerns])
     session.flush()  # one flush: the referral, its first step and its concerns
     if principal.act is not None:  # the step's sealed text is bound to its row id, known only now
-        _seal_step(key, referral.id, first, reason=None, by_person=principal.act)
+        _seal_step(link.key, referral.id, referral.history[0], reason=None, by_person=principal.act)
         session.flush()
     if retention is not None and not link.new:  # a known person: its longest-kept referral may change
         retention_dates.refresh_subject(session, referral.subject_id)
-    return referral, link
 
 
 # -- read --------------------------------------------------------------------------------

@@ -125,6 +125,92 @@ def create_or_link(
     raise _concurrent_change()
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Who a new referral is about, worked out before the writer's turn, with the key to seal for them.
+
+    `holders`: the subjects the identifiers named when read (none: a person new to the network).
+    `identity`: the sealed identity to store (the new person's, or the known one merged with what
+    this referral says); `seen`: the known person's sealed identity as read, which must still be
+    there in the turn. `wrapped`: the person's data key, wrapped (a new person's is stored with it).
+    """
+
+    holders: tuple[str, ...]
+    subject_id: str
+    key: DataKey
+    identity: bytes
+    wrapped: WrappedKey
+    seen: bytes | None = None
+
+    @property
+    def new(self) -> bool:
+        return not self.holders
+
+    def stand_in(self) -> Subject:
+        """The person as a referral's rendering needs them (id and wrapped key), never stored."""
+        return Subject(id=self.subject_id, wrapped_key=self.wrapped.wrapped, kek_id=self.wrapped.kek_id)
+
+
+def plan_link(session: Session, envelope: Envelope, blind: BlindIndex, data: SubjectIn) -> Plan | None:
+    """Outside the writer's turn (reads only): the person, their key and sealed identity.
+
+    None when the identifiers name several known people: that referral is decided in the turn
+    (`create_or_link`), where its flag is raised.
+    """
+    holders = linked_subject_ids(session, lookup_digests(blind, data))
+    incoming = identity_document(data)
+    if len(holders) > 1:
+        return None
+    if holders:
+        subject = session.get(Subject, holders[0])
+        if subject is None or subject.identity is None:  # gone, or erased: decided in the turn
+            return None
+        key = data_key(envelope, subject)
+        merged = _merge(read_identity(envelope, subject), incoming)
+        assert subject.kek_id is not None and subject.wrapped_key is not None  # data_key found them
+        return Plan(holders, subject.id, key, key.seal(json.dumps(merged).encode(), IDENTITY_CONTEXT),
+                    WrappedKey(subject.kek_id, subject.wrapped_key), seen=subject.identity)
+    subject_id = new_subject_id()
+    key, wrapped = envelope.new_data_key(subject_id)
+    return Plan((), subject_id, key, key.seal(json.dumps(incoming).encode(), IDENTITY_CONTEXT), wrapped)
+
+
+def commit_link(
+    session: Session, blind: BlindIndex, data: SubjectIn, plan: Plan, now: datetime,
+    *, retain_until: datetime | None = None,
+) -> Link | None:
+    """In the writer's turn: store the planned person if the plan still holds, else None.
+
+    It holds when the identifiers name the same people as when read and a known person's
+    identity is as read (no referral merged into it, no erasure since). Otherwise nothing is
+    left behind and the caller decides again, in the turn (`create_or_link`).
+    """
+    if linked_subject_ids(session, lookup_digests(blind, data)) != plan.holders:
+        return None
+    digests = sorted(set(identifier_digests(blind, data)))
+    try:
+        with session.begin_nested():
+            if plan.new:
+                subject = Subject(id=plan.subject_id, created_at=now, updated_at=now, retain_until=retain_until,
+                                  wrapped_key=plan.wrapped.wrapped, kek_id=plan.wrapped.kek_id,
+                                  identity=plan.identity)
+                session.add(subject)
+                session.flush()
+            else:
+                found = find_linked(session, plan.holders)
+                if found is None or found.identity != plan.seen:
+                    raise _IdentifierTaken  # changed since it was read: decide again
+                subject = found
+            if _claim(session, blind, subject.id, digests):
+                raise _IdentifierTaken
+            if not plan.new:
+                subject.identity, subject.updated_at = plan.identity, now
+                session.flush()
+    except _IdentifierTaken:
+        return None
+    return Link(subject, plan.key, new=plan.new)
+
+
 def linked_subject_ids(session: Session, digests: list[str]) -> tuple[str, ...]:
     """Every subject one of the digests belongs to (more than one: the identifiers disagree)."""
     if not digests:

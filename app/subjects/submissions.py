@@ -32,12 +32,12 @@ def context(referral_id: str) -> str:
     return f"{SUBMISSION_CONTEXT}:{referral_id}"
 
 
-def attach(referral: Referral, link: subjects.Link, data: SubjectIn, now: datetime) -> None:
-    """Record on the new referral what it said about its subject, and any link conflict."""
-    referral.subject_submission = seal(link.key, referral.id, subjects.identity_document(data))
+def attach(referral: Referral, key: DataKey, conflicts: tuple[str, ...], data: SubjectIn, now: datetime) -> None:
+    """Record on the new referral what it said about its subject (sealed with `key`), and any link conflict."""
+    referral.subject_submission = seal(key, referral.id, subjects.identity_document(data))
     referral.subject_age_band = age_band_for(data.date_of_birth, now.date()) if data.date_of_birth else None
     referral.subject_district = data.district
-    referral.link_conflicts = list(link.conflicts) or None
+    referral.link_conflicts = list(conflicts) or None
 
 
 def seal(key: DataKey, referral_id: str, part: dict[str, Any]) -> bytes:

@@ -254,12 +254,14 @@ class Matrix:
     def refresh(self, rid: str) -> Rec:
         with self.state.engine.connect() as conn:
             row = conn.execute(text(
-                "SELECT id, network_id, referring_agency, status, consent_status, risk_level, subject_id "
-                "FROM referrals WHERE id = :id"), {"id": rid}).one_or_none()
+                "SELECT id, network_id, referring_agency, status, consent_status, risk_level, subject_id, "
+                "urgency, intervention_type FROM referrals WHERE id = :id"), {"id": rid}).one_or_none()
             assigned = frozenset(conn.execute(text(
                 "SELECT agency_id FROM referral_assignments WHERE referral_id = :id"), {"id": rid}).scalars())
+            concerns = frozenset(conn.execute(text(
+                "SELECT concern FROM referral_concerns WHERE referral_id = :id"), {"id": rid}).scalars())
         # Erased or purged: keep the last known state (nobody may read it any more).
-        rec = self.recs[rid] if row is None else Rec(*row[:6], assigned, row[6])
+        rec = self.recs[rid] if row is None else Rec(*row[:6], assigned, row[6], row[7], row[8], concerns)
         self.recs[rid] = rec
         return rec
 

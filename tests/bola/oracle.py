@@ -62,9 +62,18 @@ class Rec:
     risk_level: str
     assigned: frozenset[str] = frozenset()
     subject_id: str = ""
+    urgency: str = ""
+    intervention_type: str | None = None
+    concerns: frozenset[str] = frozenset()
 
-    def attributes(self) -> dict[str, str]:
-        return {"consent": self.consent, "status": self.status, "risk_level": self.risk_level}
+    def attributes(self) -> dict[str, str | frozenset[str]]:
+        found: dict[str, str | frozenset[str]] = {
+            "consent": self.consent, "status": self.status, "risk_level": self.risk_level,
+            "urgency": self.urgency, "concerns": self.concerns,
+        }
+        if self.intervention_type is not None:
+            found["intervention_type"] = self.intervention_type
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,20 +257,22 @@ class Oracle:
         return True
 
     @staticmethod
-    def conditions(when: Mapping[str, Any] | None, attributes: Mapping[str, str], *, deny: bool) -> bool:
+    def conditions(when: Mapping[str, Any] | None, attributes: Mapping[str, Any], *, deny: bool) -> bool:
         for key, allowed in (when or {}).items():
             value = attributes.get(key)
-            if value is None:
+            if not value:  # missing, or no concerns at all
                 if deny:
                     continue  # a missing attribute satisfies a deny
                 return False
-            if value not in set(allowed or ()):
+            # A referral's concerns are several: one listed is enough.
+            values = {value} if isinstance(value, str) else set(value)
+            if not values & set(allowed or ()):
                 return False
         return True
 
     def _permits(
         self, caller: Caller, network: str, relations: frozenset[str], purpose: str | None,
-        attributes: Mapping[str, str], kind: str,
+        attributes: Mapping[str, Any], kind: str,
     ) -> list[tuple[Agreement, Mapping[str, Any]]]:
         if not purpose or "admin" in caller.roles:  # README: admin never reads case data
             return []
@@ -277,7 +288,7 @@ class Oracle:
 
     def _denies(
         self, caller: Caller, network: str, relations: frozenset[str], purpose: str | None,
-        attributes: Mapping[str, str],
+        attributes: Mapping[str, Any],
     ) -> list[tuple[frozenset[str], frozenset[str]]]:
         found = []
         for agreement in self.in_force_for(caller, network):
@@ -299,7 +310,7 @@ class Oracle:
         return self.bound_for(caller, rec.network, self.relations(caller, rec), rec.attributes(), purpose)
 
     def bound_for(
-        self, caller: Caller, network: str, relations: frozenset[str], attributes: Mapping[str, str],
+        self, caller: Caller, network: str, relations: frozenset[str], attributes: Mapping[str, Any],
         purpose: str | None,
     ) -> frozenset[str]:
         denied = self._denies(caller, network, relations, purpose, attributes)
@@ -327,7 +338,7 @@ class Oracle:
                                      purpose)
 
     def note_granted_for(
-        self, caller: Caller, network: str, relations: frozenset[str], attributes: Mapping[str, str],
+        self, caller: Caller, network: str, relations: frozenset[str], attributes: Mapping[str, Any],
         purpose: str | None,
     ) -> bool:
         classification = attributes.get("classification", "")

@@ -40,7 +40,7 @@ def test_the_oracle_reads_each_documented_case_alike(folder: str, doc: dict[str,
     relations = frozenset(spec.get("relations") or ())
     record = dict(case.get("record") or {})
     kind = record.pop("kind", "referral")
-    attributes = {k: str(v) for k, v in record.items()}
+    attributes: dict[str, Any] = {k: frozenset(v) if isinstance(v, list) else str(v) for k, v in record.items()}
     network = attributes.pop("network", sorted(agreement.networks)[0])
     purpose = case["purpose"]
     expect = case["expect"]

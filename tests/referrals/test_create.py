@@ -314,3 +314,63 @@ def test_a_racing_referral_about_the_same_person_is_a_retryable_409(
     monkeypatch.undo()
     retried = app_client.post("/v1/referrals", json=referral_body(), headers=auth("school-south-referrer"))
     assert retried.status_code == 201
+
+
+class TestTheWritersTurnIsForWriting:
+    """Sealing and rendering a new referral happen before the writer's turn, not in it."""
+
+    @pytest.fixture
+    def in_turn(self, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+        import contextlib
+        import threading
+
+        from app import door
+        from app.crypto.envelope import DataKey
+        from app.referrals import router
+
+        held = threading.local()
+        seen: dict[str, list[str]] = {"before": [], "in turn": []}
+        unit_of_work, seal, render = router.unit_of_work, DataKey.seal, door.render_referral
+
+        @contextlib.contextmanager
+        def noted_unit_of_work(state: AppState) -> Any:
+            with unit_of_work(state) as session:
+                held.on = True
+                try:
+                    yield session
+                finally:
+                    held.on = False
+
+        def where() -> list[str]:
+            return seen["in turn" if getattr(held, "on", False) else "before"]
+
+        def noted_seal(key: DataKey, plaintext: bytes, context: str) -> bytes:
+            where().append(f"seal {context.split(':')[0]}")
+            return seal(key, plaintext, context)
+
+        def noted_render(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            where().append("render")
+            result: dict[str, Any] = render(*args, **kwargs)
+            return result
+
+        monkeypatch.setattr(router, "unit_of_work", noted_unit_of_work)
+        monkeypatch.setattr(DataKey, "seal", noted_seal)
+        monkeypatch.setattr(door, "render_referral", noted_render)
+        return seen
+
+    def test_a_new_person(self, app_client: TestClient, auth: Any, in_turn: dict[str, list[str]]) -> None:
+        response = app_client.post("/v1/referrals", json=referral_body(), headers=auth(REFERRER))
+        assert response.status_code == 201, response.text
+        assert in_turn["in turn"] == []
+        assert "render" in in_turn["before"] and "seal subject.identity" in in_turn["before"]
+        assert any(item.startswith("seal referral") for item in in_turn["before"])
+
+    def test_a_known_person(self, app_client: TestClient, auth: Any, in_turn: dict[str, list[str]]) -> None:
+        first = app_client.post("/v1/referrals", json=referral_body(), headers=auth(REFERRER)).json()
+        in_turn["before"].clear()
+        again = app_client.post("/v1/referrals", json=referral_body(risk_level="medium"),
+                                headers=auth("school-south-referrer"))
+        assert again.status_code == 201, again.text
+        assert again.json()["subject"]["id"] == first["subject"]["id"]
+        assert in_turn["in turn"] == []  # the merged identity too was sealed before the turn
+        assert "seal subject.identity" in in_turn["before"] and "render" in in_turn["before"]

@@ -61,36 +61,45 @@ def someone_waits_on_a_lock(state: AppState) -> bool:
 
 
 def test_two_first_referrals_about_one_person_link_to_one_subject(
-    app_client: TestClient, auth: Auth, state: AppState, database_url: str, monkeypatch: pytest.MonkeyPatch
+    app_client: TestClient, auth: Auth, state: AppState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Hold both requests just after their lookup found nobody: each believes the person is new.
-    rendezvous = threading.Barrier(2, timeout=WAIT) if on_postgres(database_url) else None
+    # Hold both requests just after each planned, before the writer's turn, a new person: the
+    # read found nobody for either. Planning is read-only, so this holds on SQLite too.
+    rendezvous = threading.Barrier(2, timeout=WAIT)
+    planned: list[bool] = []
     found: list[bool] = []
-    lookup = subjects.find_linked
+    plan, lookup = subjects.plan_link, subjects.find_linked
 
-    def find_linked_then_wait(session: Any, holders: tuple[str, ...]) -> Subject | None:
+    def plan_then_wait(*args: Any) -> subjects.Plan | None:
+        result = plan(*args)
+        planned.append(result is not None and result.new)
+        if planned.count(True) <= 2:
+            rendezvous.wait()
+        return result
+
+    def find_linked_and_note(session: Any, holders: tuple[str, ...]) -> Subject | None:
         subject = lookup(session, holders)
         found.append(subject is not None)
-        if rendezvous is not None and found.count(False) <= 2 and subject is None:
-            rendezvous.wait()
         return subject
 
     requests = [(referral_body(), auth(REFERRER)), (referral_body(risk_level="medium"), auth(OTHER_REFERRER))]
-    monkeypatch.setattr(subjects, "find_linked", find_linked_then_wait)
+    monkeypatch.setattr(subjects, "plan_link", plan_then_wait)
+    monkeypatch.setattr(subjects, "find_linked", find_linked_and_note)
     first, second = post_together(app_client, requests)
 
     assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
     assert first.json()["subject"]["id"] == second.json()["subject"]["id"]
     assert counts(state) == {"subjects": 1, "subject_identifiers": 1, "referrals": 2}  # no orphan subject
-    if rendezvous is not None:
-        assert sorted(found) == [False, False, True]  # both missed; the loser looked again and linked
+    assert planned == [True, True]  # both planned a new person
+    assert found == [True]  # the loser's plan no longer held: it looked again, in its turn, and linked
 
 
 def test_referrals_linking_at_once_each_add_to_the_identity(
     app_client: TestClient, auth: Auth, state: AppState, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     subject_id = app_client.post("/v1/referrals", json=referral_body(), headers=auth(REFERRER)).json()["subject"]["id"]
-    # The first to read the identity waits until the other has read it too, or waits its turn.
+    # The first to read the identity waits until the other has read it too (each plans its merge
+    # before the writer's turn, so both merge into the same identity as read), or waits its turn.
     read_identity = subjects.read_identity
     first_read = threading.Lock()
     other_read = threading.Event()
@@ -99,9 +108,9 @@ def test_referrals_linking_at_once_each_add_to_the_identity(
         identity = read_identity(envelope, subject)
         if not first_read.acquire(blocking=False):
             other_read.set()
-        elif on_postgres(database_url):
+        else:
             deadline = time.monotonic() + WAIT
-            while not other_read.wait(0.05) and not someone_waits_on_a_lock(state):
+            while not other_read.wait(0.05) and not (on_postgres(database_url) and someone_waits_on_a_lock(state)):
                 assert time.monotonic() < deadline, "the other request neither read nor waited"
         return identity
 
