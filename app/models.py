@@ -6,14 +6,14 @@ from app.emergency.models import AgencyFlag, EmergencyGrant, EmergencyNotice
 from app.idempotency import IdempotencyRecord
 from app.notes.models import Note
 from app.partners.models import PartnerDisclosure
-from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
+from app.referrals.models import Assessment, Assignment, Referral, ReferralConcern, StatusChange
 from app.retention.models import JobLease, LegalHold, ServiceMarker, Tombstone
 from app.subjects.models import Subject, SubjectIdentifier
 from app.vocabularies.models import CodeMapping
 
 __all__ = [
-    "Agency", "AgencyFlag", "ApiClient", "Assignment", "AuditCheckpoint", "AuditEntry", "AuditHead", "AuditNode",
-    "CodeMapping", "EmergencyGrant", "EmergencyNotice", "IdempotencyRecord", "JobLease", "LegalHold", "Note",
-    "PartnerDisclosure", "Referral", "ReferralConcern", "ServiceMarker", "StatusChange", "Subject",
+    "Agency", "AgencyFlag", "ApiClient", "Assessment", "Assignment", "AuditCheckpoint", "AuditEntry", "AuditHead",
+    "AuditNode", "CodeMapping", "EmergencyGrant", "EmergencyNotice", "IdempotencyRecord", "JobLease", "LegalHold",
+    "Note", "PartnerDisclosure", "Referral", "ReferralConcern", "ServiceMarker", "StatusChange", "Subject",
     "SubjectIdentifier", "Tombstone",
 ]

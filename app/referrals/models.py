@@ -112,3 +112,27 @@ class ReferralConcern(Base):
         ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True
     )
     concern: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class Assessment(Base):
+    """A re-assessment of a referral: the assessed values after it, who made it, when, and why.
+
+    The referral's own columns hold the current values (what agreements' `when` conditions
+    see); these rows are their history. The reason and the acting person are sealed with the
+    subject's data key, bound to (referral, number): erasing the person shreds them.
+    """
+
+    __tablename__ = "referral_assessments"
+
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1, 2, ... per referral
+    risk_level: Mapped[str] = mapped_column(String(40))
+    concerns: Mapped[list[str]] = mapped_column(JSON)
+    vulnerability_factors: Mapped[list[str]] = mapped_column(JSON)
+    protective_factors: Mapped[list[str]] = mapped_column(JSON)
+    intervention_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    by_agency: Mapped[str] = mapped_column(String(64))
+    by_client: Mapped[str] = mapped_column(String(64))
+    by_person: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

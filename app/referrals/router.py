@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,6 +24,8 @@ from app.referrals import repository, service, snapshot
 from app.referrals.models import Referral
 from app.referrals.render import render_referral
 from app.referrals.schemas import (
+    AssessmentIn,
+    AssessmentPage,
     ConsentUpdate,
     EventOut,
     EventPage,
@@ -422,6 +425,90 @@ def update_consent(
         request_id=request.state.request_id, fields=["consent"], consent_status=referral.consent_status,
     )]
     return _write_reply(request, session, state, principal, referral, purpose, justification, 200, events=events)
+
+
+@router.post(
+    "/v1/referrals/{referral_id}/assessments",
+    operation_id="reassess_referral",
+    summary="Re-assess a referral",
+    description=(
+        "Re-assesses the risk level, concerns, vulnerability and protective factors or intervention type: the "
+        "fields given replace the current ones, which agreements' `when` conditions see from then on, and the "
+        "history keeps who, when and why (sealed). Who may is the network's protocol (`reassessment_by`, "
+        "GET /v1/networks/{id}). Send the `ETag` in `If-Match`. The reply shows what `X-Purpose` grants you, "
+        "else a receipt."
+    ),
+    openapi_extra={"x-case-data": True},
+    response_model=ReferralOut,
+    response_model_exclude_unset=True,
+    responses={
+        403: {"description": "Your relation to the referral is not one its network's protocol lets re-assess"},
+        412: {"description": "If-Match does not match the current ETag"},
+        422: {"description": "No assessed field given, or an unknown code"},
+    },
+)
+def reassess_referral(
+    request: Request,
+    session: DbSession,
+    state: State,
+    principal: CurrentPrincipal,
+    referral_id: str,
+    body: AssessmentIn,
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
+    purpose: access.PurposeHeader = None,
+    justification: access.JustificationHeader = None,
+) -> Any:
+    referral, changed = service.reassess(
+        session, state.policies.current, principal, referral_id, body, if_match, state.clock(),
+        crypto=crypto(state), retention=retention(state),
+    )
+    events = [disclose.change_event(
+        principal, EventType.change, subject_id=referral.subject_id, record_ids={"referral_id": referral.id},
+        request_id=request.state.request_id, fields=["assessments", *changed],
+    )]
+    return _write_reply(request, session, state, principal, referral, purpose, justification, 200, events=events)
+
+
+@router.get(
+    "/v1/referrals/{referral_id}/assessments",
+    operation_id="list_assessments",
+    summary="Read a referral's re-assessments",
+    description=(
+        "Who re-assessed the referral, when, why, and the values after each, oldest first: for a caller whose "
+        "agreement grants the field `assessments` (in a view) for the purpose stated in `X-Purpose`. The read "
+        "is logged."
+    ),
+    openapi_extra={"x-case-data": True, "x-purpose-required": True},
+    response_model=AssessmentPage,
+    responses=PURPOSE_ERRORS,
+)
+def list_assessments(
+    request: Request,
+    session: ReadSession,
+    state: State,
+    principal: CurrentPrincipal,
+    referral_id: str,
+    purpose: access.PurposeHeader = None,
+    justification: access.JustificationHeader = None,
+) -> Any:
+    policies, today = state.policies.current, state.clock().date()
+    ctx = disclose.ReadContext(principal, purpose or "", justification, request.state.request_id)
+    with disclose.denials_logged(state, session, ctx, {"referral_id": referral_id}):
+        stated = access.require_purpose(policies, principal, purpose, today)
+        referral = service.load(session, referral_id)
+        grant = access.referral_grant(policies, principal, referral, stated, None, today)
+        if "assessments" not in grant.fields:
+            # The view granted leaves the history out: a denial, logged with the rule that granted less.
+            withheld = replace(grant.decision, permit=False, reason_code="no_rule", fields=frozenset(),
+                               reason=f"view {grant.decision.view} does not include assessments")
+            raise access.AccessDenied(withheld, stated, owner_agency=referral.referring_agency,
+                                      subject_id=referral.subject_id)
+    ctx = disclose.ReadContext(principal, stated, justification, request.state.request_id)
+    document = {"items": service.assessments(session, crypto(state), referral)}
+    released = door.record_part(ctx, grant, document, owner_agency=referral.referring_agency,
+                                subject_id=referral.subject_id, record_ids={"referral_id": referral.id},
+                                fields=["assessments"])
+    return door.send(state, session, [released], door.one, headers=_grant_headers(grant))
 
 
 @router.get(

@@ -285,6 +285,41 @@ class ConsentUpdate(BaseModel):
     reason: Text2000 | None = None
 
 
+class AssessmentIn(BaseModel):
+    """A re-assessment: the fields given replace the current ones; the reason says why."""
+
+    model_config = ConfigDict(extra="forbid")
+    risk_level: CodeStr | None = coded("risk_level", default=None)
+    concerns: Concerns | None = coded("concern_category", default=None)
+    vulnerability_factors: Codes30 | None = Field(default=None,
+                                                  json_schema_extra={"x-vocabulary": "vulnerability_factor"})
+    protective_factors: Codes30 | None = Field(default=None, json_schema_extra={"x-vocabulary": "protective_factor"})
+    intervention_type: CodeStr | None = coded("intervention_type", default=None)
+    reason: Text2000 = Field(description="Why the case is re-assessed; sealed, like every free text.")
+    assessed_by: Text200 | None = Field(default=None, description="Defaults to the person in the token's `act` claim.")
+
+
+class AssessmentOut(BaseModel):
+    number: int = Field(description="1 for the first re-assessment, then 2, ...")
+    at: datetime
+    by_agency: str
+    risk_level: str
+    concerns: list[str]
+    vulnerability_factors: list[str]
+    protective_factors: list[str]
+    intervention_type: str | None
+    reason: str | None = Field(description="Null once the person's data is erased.")
+    assessed_by: str | None
+
+
+class AssessmentPage(BaseModel):
+    items: list[AssessmentOut]
+
+
+# Granted through their own endpoint (GET /v1/referrals/{id}/assessments), never in the referral.
+HISTORY_FIELDS = frozenset({"assessments"})
+
+
 class StatusChangeOut(BaseModel):
     from_status: str | None
     status: str
@@ -408,7 +443,7 @@ def referral_field_paths() -> frozenset[str]:
     """Every field path a view may name: top-level fields and subject.* fields."""
     top = {f.alias or name for name, f in ReferralOut.model_fields.items() if name != "subject"}
     subject = {f"subject.{name}" for name in SubjectOut.model_fields}
-    return frozenset(top | subject)
+    return frozenset(top | subject | HISTORY_FIELDS)
 
 
 SPECIAL_CATEGORY_FIELDS = frozenset({"subject.ethnicity", "subject.religion"})

@@ -22,6 +22,8 @@ REFERRING_PERSON = "referral.referring_person"
 CONSENT_RECORDED_BY = "referral.consent.recorded_by"
 STEP_REASON = "referral.status_change.reason"
 STEP_BY_PERSON = "referral.status_change.by_person"
+ASSESSMENT_REASON = "referral.assessment.reason"
+ASSESSMENT_BY = "referral.assessment.assessed_by"
 
 
 def on_referral(field: str, referral_id: str) -> str:

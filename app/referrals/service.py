@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app import access
@@ -27,20 +28,22 @@ from app.errors import (
     PreconditionFailed,
 )
 from app.pagination import decode_cursor, encode_cursor
+from app.policy.model import DEFAULT_PROTOCOL
 from app.policy.policy_set import PolicySet
 from app.referrals import repository, sealed, sections
 from app.referrals.lifecycle import Actor, Status, actors_for, allowed_targets, targets_for
-from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
+from app.referrals.models import Assessment, Assignment, Referral, ReferralConcern, StatusChange
 from app.referrals.schemas import (
     CODED_FIELDS_V2,
     REFERRAL_MODELS,
     SCHEMA_ID,
+    AssessmentIn,
     ConsentUpdate,
     ReferralIn,
     TransitionIn,
     referral_field_paths,
 )
-from app.referrals.snapshot import ReferralSnapshot
+from app.referrals.snapshot import AnyReferral, ReferralSnapshot
 from app.retention import dates as retention_dates
 from app.retention import tombstones
 from app.subjects import service as subjects
@@ -634,6 +637,95 @@ def update_consent(
     if retention is not None:
         retention_dates.apply(session, retention, referral, now)
     return referral
+
+
+# -- re-assessment -----------------------------------------------------------------------
+
+ASSESSED = ("risk_level", "concerns", "vulnerability_factors", "protective_factors", "intervention_type")
+_ASSESSED_VOCABULARIES = {"risk_level": "risk_level", "concerns": "concern_category",
+                          "vulnerability_factors": "vulnerability_factor",
+                          "protective_factors": "protective_factor", "intervention_type": "intervention_type"}
+
+
+def reassess(
+    session: Session, policies: PolicySet, principal: Principal, referral_id: str, data: AssessmentIn,
+    if_match: str | None, now: datetime, *, crypto: Crypto, retention: retention_dates.RetentionRules | None = None,
+) -> tuple[Referral, list[str]]:
+    """A new assessment: the fields given become the referral's current ones (what agreements'
+    `when` conditions see), and the history keeps who, when and why. Returns the fields changed.
+
+    Who may re-assess is the network's protocol (`reassessment_by`).
+    """
+    access.refuse_admin(principal)
+    referral = load(session, referral_id, for_update=True)
+    network = policies.network(referral.network_id)
+    protocol = network.protocol if network is not None else DEFAULT_PROTOCOL
+    access.authorize_change(policies, principal, referral, now.date(), action="Re-assessing a referral",
+                            needs=frozenset(protocol.reassessment_by))
+    given = data.model_dump(include=set(ASSESSED), exclude_unset=True)
+    errors: list[dict[str, Any]] = []
+    if not given:
+        errors.append({"path": "$", "message": f"give at least one of: {', '.join(ASSESSED)}", "type": "missing"})
+    for name, value in given.items():
+        vocabulary = vocabularies()[_ASSESSED_VOCABULARIES[name]]
+        for index, code in enumerate(value if isinstance(value, list) else [value]):
+            if code is not None and not vocabulary.has(code):
+                where = f"$.{name}[{index}]" if isinstance(value, list) else f"$.{name}"
+                errors.append({"path": where, "message": "unknown code", "type": "unknown_code",
+                               "valid_codes": sorted(vocabulary.codes_set)})
+    if given.get("risk_level", "") is None:
+        errors.append({"path": "$.risk_level", "message": "a referral always has a risk level", "type": "missing"})
+    if errors:
+        raise InvalidInput(f"{errors[0]['path']}: {errors[0]['message']}", errors=errors)
+    _unchanged_since_read(referral, if_match)  # after the body: bad input is a 422 whatever was read
+    changed = [name for name in ASSESSED if name in given and given[name] != getattr(referral, name)]
+    for name in changed:
+        setattr(referral, name, given[name])
+    if "concerns" in changed:
+        session.execute(delete(ReferralConcern).where(ReferralConcern.referral_id == referral.id))
+        session.add_all([ReferralConcern(referral_id=referral.id, concern=c) for c in referral.concerns])
+    number = (session.scalar(select(func.max(Assessment.number)).where(Assessment.referral_id == referral.id))
+              or 0) + 1
+    key = _data_key(session, crypto, referral)
+    session.add(Assessment(
+        referral_id=referral.id, number=number, at=now, by_agency=principal.agency_id, by_client=principal.client_id,
+        risk_level=referral.risk_level, concerns=list(referral.concerns),
+        vulnerability_factors=list(referral.vulnerability_factors),
+        protective_factors=list(referral.protective_factors), intervention_type=referral.intervention_type,
+        reason=sealed.seal(key, data.reason, assessment_context(sealed.ASSESSMENT_REASON, referral.id, number)),
+        by_person=sealed.seal(key, data.assessed_by or principal.act,
+                              assessment_context(sealed.ASSESSMENT_BY, referral.id, number)),
+    ))
+    referral.version += 1
+    referral.updated_at = now
+    session.flush()
+    if retention is not None:  # the risk level is one of the conditions retention rules read
+        retention_dates.apply(session, retention, referral, now)
+    return referral, changed
+
+
+def assessment_context(field: str, referral_id: str, number: int) -> str:
+    """An assessment's sealed text is bound to its referral and number."""
+    return f"{field}:{referral_id}:{number}"
+
+
+def assessments(session: Session, crypto: Crypto, referral: AnyReferral) -> list[dict[str, Any]]:
+    """A referral's re-assessments, oldest first, their free text opened (None once erased)."""
+    rows = session.scalars(
+        select(Assessment).where(Assessment.referral_id == referral.id).order_by(Assessment.number)
+    ).all()
+    subject = session.get(Subject, referral.subject_id)
+    assert subject is not None  # a referral's subject row outlives it
+    opener = sealed.Opener(crypto.envelope, subject)
+    return [
+        {"number": row.number, "at": row.at.isoformat(), "by_agency": row.by_agency, "risk_level": row.risk_level,
+         "concerns": list(row.concerns), "vulnerability_factors": list(row.vulnerability_factors),
+         "protective_factors": list(row.protective_factors), "intervention_type": row.intervention_type,
+         "reason": opener.text(row.reason, assessment_context(sealed.ASSESSMENT_REASON, referral.id, row.number)),
+         "assessed_by": opener.text(row.by_person,
+                                    assessment_context(sealed.ASSESSMENT_BY, referral.id, row.number))}
+        for row in rows
+    ]
 
 
 def _check_transition_data(

@@ -29,7 +29,7 @@ from app.emergency.models import EmergencyGrant
 from app.idempotency import IdempotencyRecord
 from app.notes.models import Note
 from app.partners.models import PartnerDisclosure
-from app.referrals.models import Assignment, Referral, ReferralConcern, StatusChange
+from app.referrals.models import Assessment, Assignment, Referral, ReferralConcern, StatusChange
 from app.retention import dates, tombstones
 from app.retention.ledger import ErasureLedger, LedgerEntry
 from app.retention.models import LegalHold, Tombstone
@@ -201,7 +201,7 @@ def remove(
         session.execute(delete(Note).where(Note.referral_id.in_(referral_ids)))
         session.execute(delete(EmergencyGrant).where(EmergencyGrant.referral_id.in_(referral_ids)))
         session.execute(delete(LegalHold).where(LegalHold.referral_id.in_(referral_ids)))
-        for child in (ReferralConcern, StatusChange, Assignment):
+        for child in (ReferralConcern, StatusChange, Assignment, Assessment):
             session.execute(delete(child).where(child.referral_id.in_(referral_ids)))
         session.execute(delete(Referral).where(Referral.id.in_(referral_ids)))
     subject_gone = False

@@ -120,3 +120,19 @@ def test_explain_a_described_record_with_concerns(app_client: TestClient, auth: 
     assert "concerns=[family_concern] has none of [recruitment_contact, threat_of_violence]" in str(refused)
     assert app_client.post("/v1/decisions/explain", headers=auth(COORDINATOR), json={
         "purpose": "intervention_planning", "record": {"concerns": "threat_of_violence"}}).status_code == 422
+
+
+def test_a_reassessment_is_what_the_conditions_see_next(
+    app_client: TestClient, auth: Auth, post_referral: Callable[..., Any], move: Callable[..., Any]
+) -> None:
+    rid = assigned_to_police(post_referral, move, intervention_type="individual_mentoring", urgency="urgent",
+                             concerns=["threat_of_violence"])
+    url, police = f"/v1/referrals/{rid}", auth(POLICE, **PLANNING)
+    assert app_client.get(url, headers=police).status_code == 403
+    changed = app_client.post(f"{url}/assessments", headers=auth(COORDINATOR), json={
+        "intervention_type": "family_intervention", "reason": "The family asked for support."})
+    assert changed.status_code == 200, changed.text
+    granted = app_client.get(url, headers=police)
+    assert granted.status_code == 200 and granted.json()["intervention_type"] == "family_intervention"
+    listed = app_client.get("/v1/referrals?limit=200", headers=police).json()["items"]
+    assert rid in {item["id"] for item in listed}
