@@ -673,8 +673,10 @@ def reassess(
                 where = f"$.{name}[{index}]" if isinstance(value, list) else f"$.{name}"
                 errors.append({"path": where, "message": "unknown code", "type": "unknown_code",
                                "valid_codes": sorted(vocabulary.codes_set)})
-    if given.get("risk_level", "") is None:
-        errors.append({"path": "$.risk_level", "message": "a referral always has a risk level", "type": "missing"})
+    for name in ("risk_level", "concerns", "vulnerability_factors", "protective_factors"):
+        if name in given and given[name] is None:  # only the intervention type may be unset again
+            errors.append({"path": f"$.{name}", "message": "a referral always has one: give it, or leave it out",
+                           "type": "missing"})
     if errors:
         raise InvalidInput(f"{errors[0]['path']}: {errors[0]['message']}", errors=errors)
     _unchanged_since_read(referral, if_match)  # after the body: bad input is a 422 whatever was read

@@ -60,6 +60,9 @@ def test_a_reassessment_changes_the_referral_and_keeps_its_history(
     entries = for_request(state, listed.headers["X-Request-ID"])
     assert [(e.event_type, e.details["fields"]) for e in entries] == [("disclosure", ["assessments"])]
     assert CHANGE["reason"] not in str([e.details for e in entries])  # the log names fields, never values
+    undecided = reassess(app_client, auth, rid, {"intervention_type": None, "reason": "Plan to be agreed."})
+    assert undecided.status_code == 200 and "intervention_type" not in {
+        k for k, v in undecided.json().items() if v is not None}
 
 
 def test_who_may_reassess_is_the_networks_protocol(
@@ -87,6 +90,8 @@ def test_bad_input_changes_nothing(app_client: TestClient, auth: Auth, post_refe
         ({"concerns": [], "reason": "x"}, 422, None),
         ({"risk_level": "high"}, 422, None),  # no reason
         ({"risk_level": None, "reason": "x"}, 422, "$.risk_level"),
+        ({"concerns": None, "reason": "x"}, 422, "$.concerns"),
+        ({"protective_factors": None, "reason": "x"}, 422, "$.protective_factors"),
     ]
     for body, status, path in cases:
         response = reassess(app_client, auth, rid, body)
