@@ -641,6 +641,7 @@ def update_consent(
 
 # -- re-assessment -----------------------------------------------------------------------
 
+REASSESSING_ROLES = {"owner": {"referrer"}, "referrer": {"referrer"}, "assigned": {"caseworker"}}
 ASSESSED = ("risk_level", "concerns", "vulnerability_factors", "protective_factors", "intervention_type")
 _ASSESSED_VOCABULARIES = {"risk_level": "risk_level", "concerns": "concern_category",
                           "vulnerability_factors": "vulnerability_factor",
@@ -660,8 +661,17 @@ def reassess(
     referral = load(session, referral_id, for_update=True)
     network = policies.network(referral.network_id)
     protocol = network.protocol if network is not None else DEFAULT_PROTOCOL
-    access.authorize_change(policies, principal, referral, now.date(), action="Re-assessing a referral",
-                            needs=frozenset(protocol.reassessment_by))
+    needs = frozenset(protocol.reassessment_by)
+    relations = access.authorize_change(policies, principal, referral, now.date(), action="Re-assessing a referral",
+                                        needs=needs)
+    # Each relation acts through its role: the referring agency as referrer, an assigned one as caseworker.
+    acting = {r for r in relations & needs if r == "coordinator" or principal.roles & REASSESSING_ROLES[r]}
+    if not acting:
+        raise access.ChangeDenied(
+            "Re-assessing a referral needs the role of your relation to it: referrer for the referring agency, "
+            "caseworker for an assigned one.",
+            owner_agency=referral.referring_agency, subject_id=referral.subject_id, network=referral.network_id,
+        )
     given = data.model_dump(include=set(ASSESSED), exclude_unset=True)
     errors: list[dict[str, Any]] = []
     if not given:

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from support.referrals import COORDINATOR, REFERRER
 
+from app.referrals.schemas import HISTORY_FIELDS
 from app.state import AppState
 
 Auth = Callable[..., dict[str, str]]
@@ -23,9 +24,10 @@ def paths(document: dict[str, Any]) -> set[str]:
 
 
 def view_fields(state: AppState, view: str) -> set[str]:
+    """What a referral document shows of a view: the re-assessment history has its own endpoint."""
     agreement = state.policies.current.get("demo-city")
     assert agreement is not None
-    return set(agreement.views[view].items) | {"id"}
+    return (set(agreement.views[view].items) - HISTORY_FIELDS) | {"id"}
 
 
 @pytest.fixture

@@ -47,6 +47,8 @@ R_LIST = "GET /v1/referrals"
 R_CREATE = "POST /v1/referrals"
 R_TRANSITION = "POST /v1/referrals/{referral_id}/transitions"
 R_CONSENT = "POST /v1/referrals/{referral_id}/consent"
+R_REASSESS = "POST /v1/referrals/{referral_id}/assessments"
+R_ASSESSMENTS = "GET /v1/referrals/{referral_id}/assessments"
 R_EVENTS = "GET /v1/events"
 R_NOTES_POST = "POST /v1/referrals/{referral_id}/notes"
 R_NOTES_GET = "GET /v1/referrals/{referral_id}/notes"
@@ -82,8 +84,8 @@ AUDIT_PLAIN = {R_CHECKPOINT: "/v1/audit/checkpoint", R_VERIFIER: "/v1/audit/veri
                R_FLAGS: "/v1/audit/flagged-agencies"}
 
 COVERED = frozenset({
-    R_GET, R_LIST, R_CREATE, R_TRANSITION, R_CONSENT, R_EVENTS, R_NOTES_POST, R_NOTES_GET, R_REPORT,
-    R_SUMMARIES, R_STATISTICS, R_EMERGENCY, R_GRANTS, R_REVIEW, R_ERASE, R_ADMIN_HOLDS, R_ADMIN_HOLD,
+    R_GET, R_LIST, R_CREATE, R_TRANSITION, R_CONSENT, R_REASSESS, R_ASSESSMENTS, R_EVENTS, R_NOTES_POST,
+    R_NOTES_GET, R_REPORT, R_SUMMARIES, R_STATISTICS, R_EMERGENCY, R_GRANTS, R_REVIEW, R_ERASE, R_ADMIN_HOLDS, R_ADMIN_HOLD,
     R_ADMIN_LIFT, R_HOLDS, R_HOLD, R_LIFT, R_CLEAR, *AUDIT_DATA, *AUDIT_PLAIN,
 })
 # Routes that carry no case data at all (service plumbing, catalogues, agency administration).
@@ -664,6 +666,30 @@ class Matrix:
                          kind=self.kind(caller, rec), purpose=purpose)
         self.judge_change(cell, allowed, rec.id, f"consent by {caller.agency}", response)
         self.write_reply(cell, caller, rec, purpose, response)
+
+    def reassess(self, client_id: str, rec: Rec, purpose: str) -> None:
+        caller = self.caller(client_id)
+        allowed = self.oracle.may_reassess(caller, rec)
+        # The same risk level again: a new version on paper, the record's values unharmed.
+        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/assessments", client_id, purpose,
+                                            json_body={"risk_level": rec.risk_level,
+                                                       "reason": "Matrix reassessment marker 43"})
+        cell = self.cell(R_REASSESS, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        self.judge_change(cell, allowed, rec.id, f"a re-assessment by {caller.agency}", response)
+        self.write_reply(cell, caller, rec, purpose, response)
+
+    def get_assessments(self, client_id: str, rec: Rec, purpose: str) -> None:
+        """The history is granted by a view that includes `assessments`, for the purpose stated."""
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", f"/v1/referrals/{rec.id}/assessments", client_id, purpose)
+        cell = self.cell(R_ASSESSMENTS, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        if response.status_code != 200:
+            return
+        if "assessments" not in self.read_bound(caller, rec, purpose):
+            cell.unauthorized.append("the re-assessment history without a view that includes it")
+        cell.log_ids = {rec.id}
 
     def post_note(self, client_id: str, rec: Rec, purpose: str, classification: str, *,
                   key: str | None = None) -> Response:

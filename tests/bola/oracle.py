@@ -98,6 +98,8 @@ class Network:
     id: str
     coordinator: str | None
     members: frozenset[str]
+    # The protocol's `reassessment_by`; a file that says nothing gets the documented default.
+    reassessment_by: frozenset[str] = frozenset({"coordinator", "owner"})
 
 
 @dataclass
@@ -132,8 +134,10 @@ class Oracle:
         networks = {}
         for path in sorted((folder / "networks").glob("*.y*ml")):
             doc = yaml.safe_load(path.read_text())
+            protocol = doc.get("protocol") or {}
             networks[doc["network"]] = Network(doc["network"], doc.get("coordinator"),
-                                               frozenset(doc.get("members") or ()))
+                                               frozenset(doc.get("members") or ()),
+                                               frozenset(protocol.get("reassessment_by") or {"coordinator", "owner"}))
         return cls(agreements, networks, today)
 
     # -- the plain vocabulary ------------------------------------------------------------
@@ -403,6 +407,21 @@ class Oracle:
 
     def may_consent(self, caller: Caller, rec: Rec) -> bool:
         return self._change(caller, rec, {"referrer", "coordinator"})
+
+    def may_reassess(self, caller: Caller, rec: Rec) -> bool:
+        """The relations the network's protocol names, each acting through its role (README)."""
+        network = self.networks.get(rec.network)
+        named = network.reassessment_by if network is not None else frozenset({"coordinator", "owner"})
+        if "admin" in caller.roles or not self.party_in_force(caller, rec.network):
+            return False
+        held = set()
+        if self.is_coordinator(caller, rec.network):
+            held.add("coordinator")
+        if "referrer" in caller.roles:
+            held |= self.relations(caller, rec) & {"owner", "referrer"}
+        if "caseworker" in caller.roles:
+            held |= self.relations(caller, rec) & {"assigned"}
+        return bool(held & named)
 
     def may_note(self, caller: Caller, rec: Rec) -> bool:
         if not caller.roles & NOTE_WRITER_ROLES:

@@ -131,6 +131,7 @@ def reads(m: Matrix) -> None:
             for purpose in (m.purposes[(i + j) % n], m.purposes[(i + j + n // 2) % n]):
                 jobs.append(partial(m.get_holds, client_id, rec, purpose))
                 jobs.append(partial(m.get_report, client_id, rec, purpose))
+                jobs.append(partial(m.get_assessments, client_id, rec, purpose))
             # The widest view asked for by name (rule 6: granted only where a permit covers it).
             jobs.append(partial(m.get_referral, client_id, rec, m.purposes[2 + (i + j) % (n - 3)],
                                 view=VIEWS[(i + j) % len(VIEWS)]))
@@ -171,6 +172,7 @@ def sweep(m: Matrix) -> None:
                 m.transition(client_id, m.recs[rid], target, m.purposes[(i + j + k) % n])
             purpose = m.purposes[(i + j) % n]
             m.consent(client_id, m.recs[rid], purpose)
+            m.reassess(client_id, m.recs[rid], purpose)
             m.post_note(client_id, m.recs[rid], purpose, NOTE_CLASSIFICATIONS[(i + j) % len(NOTE_CLASSIFICATIONS)])
             m.place(client_id, m.recs[rid], purpose)
             m.lift(client_id, m.recs[rid], purpose)

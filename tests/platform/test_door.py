@@ -17,7 +17,7 @@ Auth = Callable[..., dict[str, str]]
 # Operations whose 2xx replies may carry case data: each builds them with app.door.
 DOOR_OPERATIONS = frozenset({
     "create_referral", "get_referral", "list_referrals", "transition_referral", "update_consent",
-    "list_events", "create_note", "list_notes", "sync_summaries",
+    "reassess_referral", "list_assessments", "list_events", "create_note", "list_notes", "sync_summaries",
     "list_referral_legal_holds", "get_subject_disclosures",
 })
 # Operations that never carry a referral's or a note's content (ids, codes, metadata, aggregates).
