@@ -106,6 +106,9 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
         "concerns": ["threat_of_violence"], "vulnerability_factors": [], "protective_factors": ["supportive_family"],
         "intervention_type": "family_intervention", "reason": "Threats to a classmate reported by the school.",
         "assessed_by": "A. Haddad, focal point"}]},
+    "get_worklist": {"network": "demo-city", "items": [{
+        "referral_id": REFERRAL_ID, "kind": "triage_overdue", "due_since": "2026-03-03T09:00:00+00:00",
+        "status": "submitted", "urgency": "immediate", "detail": "not triaged within PT24H (immediate)"}]},
     "create_note": NOTE_OUT,
     "list_notes": {"items": [NOTE_OUT], "next_cursor": None},
     "get_health": {"status": "ok"},

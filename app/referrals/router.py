@@ -16,11 +16,11 @@ from app.access import JUSTIFICATION_MAX, PURPOSE_MAX
 from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Caller, CurrentPrincipal, Principal, TokenCaller, caller_of
 from app.emergency import feed as emergency_feed
-from app.errors import Forbidden
+from app.errors import Forbidden, NotFound
 from app.lean import LeanRoute, lean
 from app.pagination import DEFAULT_LIMIT, ISO_TIMESTAMP, Cursor, Limit
 from app.policy.vocabulary import EMERGENCY_PURPOSE
-from app.referrals import repository, service, snapshot
+from app.referrals import repository, service, snapshot, worklist
 from app.referrals.models import Referral
 from app.referrals.render import render_referral
 from app.referrals.schemas import (
@@ -33,6 +33,8 @@ from app.referrals.schemas import (
     ReferralPage,
     ReferralPost,
     TransitionIn,
+    Worklist,
+    WorklistItem,
 )
 from app.referrals.snapshot import AnyReferral, ReferralSnapshot
 from app.retention.dates import RetentionRules
@@ -509,6 +511,33 @@ def list_assessments(
                                 subject_id=referral.subject_id, record_ids={"referral_id": referral.id},
                                 fields=["assessments"])
     return door.send(state, session, [released], door.one, headers=_grant_headers(grant))
+
+
+@router.get(
+    "/v1/networks/{network_id}/worklist",
+    operation_id="get_worklist",
+    summary="The coordinator's work list",
+    description=(
+        "What the network's protocol says is due: referrals not triaged or not assigned within the deadline "
+        "for their urgency, reviews due after closure, and repeat referrals within the repeat window (linked "
+        "through the person). For the network's coordinator agency with the coordinator role. Ids, statuses "
+        "and urgencies only: no case data."
+    ),
+    response_model=Worklist,
+    responses={403: {"description": "Not the network's coordinator"}, 404: {"description": "No such network"}},
+)
+def get_worklist(session: ReadSession, state: State, principal: CurrentPrincipal, network_id: str) -> Any:
+    policies, now = state.policies.current, state.clock()
+    access.refuse_admin(principal)
+    network = policies.network(network_id)
+    if network is None:
+        raise NotFound(f"No network {network_id!r} on this deployment.")
+    if not (access.is_coordinator(policies, principal, network_id)
+            and access.in_force_party(policies, principal.agency_id, network_id, now.date())):
+        raise Forbidden("The work list is for the network's coordinator agency, with the coordinator role.",
+                        slug="access-denied")
+    found = worklist.items(session, network_id, network.protocol, now)
+    return Worklist(network=network_id, items=[WorklistItem(**item.to_dict()) for item in found])
 
 
 @router.get(

@@ -316,6 +316,22 @@ class AssessmentPage(BaseModel):
     items: list[AssessmentOut]
 
 
+class WorklistItem(BaseModel):
+    referral_id: str
+    kind: Literal["triage_overdue", "assignment_overdue", "review_due", "repeat_referral"]
+    due_since: datetime = Field(description="When it fell due (for a repeat referral: when it was made).")
+    status: str
+    urgency: str
+    detail: str = Field(description="What the protocol asked, in words.")
+
+
+class Worklist(BaseModel):
+    """What the network's protocol says is due, the longest overdue first; no case data."""
+
+    network: str
+    items: list[WorklistItem]
+
+
 # Granted through their own endpoint (GET /v1/referrals/{id}/assessments), never in the referral.
 HISTORY_FIELDS = frozenset({"assessments"})
 

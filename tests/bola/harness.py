@@ -48,6 +48,7 @@ R_CREATE = "POST /v1/referrals"
 R_TRANSITION = "POST /v1/referrals/{referral_id}/transitions"
 R_CONSENT = "POST /v1/referrals/{referral_id}/consent"
 R_REASSESS = "POST /v1/referrals/{referral_id}/assessments"
+R_WORKLIST = "GET /v1/networks/{network_id}/worklist"
 R_ASSESSMENTS = "GET /v1/referrals/{referral_id}/assessments"
 R_EVENTS = "GET /v1/events"
 R_NOTES_POST = "POST /v1/referrals/{referral_id}/notes"
@@ -86,7 +87,7 @@ AUDIT_PLAIN = {R_CHECKPOINT: "/v1/audit/checkpoint", R_VERIFIER: "/v1/audit/veri
 COVERED = frozenset({
     R_GET, R_LIST, R_CREATE, R_TRANSITION, R_CONSENT, R_REASSESS, R_ASSESSMENTS, R_EVENTS, R_NOTES_POST,
     R_NOTES_GET, R_REPORT, R_SUMMARIES, R_STATISTICS, R_EMERGENCY, R_GRANTS, R_REVIEW, R_ERASE, R_ADMIN_HOLDS,
-    R_ADMIN_HOLD, R_ADMIN_LIFT, R_HOLDS, R_HOLD, R_LIFT, R_CLEAR, *AUDIT_DATA, *AUDIT_PLAIN,
+    R_ADMIN_HOLD, R_ADMIN_LIFT, R_WORKLIST, R_HOLDS, R_HOLD, R_LIFT, R_CLEAR, *AUDIT_DATA, *AUDIT_PLAIN,
 })
 # Routes that carry no case data at all (service plumbing, catalogues, agency administration).
 NO_CASE_DATA = frozenset({
@@ -611,6 +612,21 @@ class Matrix:
             rec = self.recs.get(item.get("referral_id", ""))
             if rec is not None and not self.oracle.may_review(caller, rec):
                 cell.beyond.append(f"grant on {self.label(rec.id)} of a network the auditor is no party to")
+
+    def get_worklist(self, client_id: str, network: str) -> None:
+        """Ids, statuses and urgencies of a network's due referrals: its coordinator's alone."""
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", f"/v1/networks/{network}/worklist", client_id, NONE)
+        cell = self.cell(R_WORKLIST, client_id, response, request_id, record=network)
+        if response.status_code != 200:
+            return
+        if not (self.oracle.is_coordinator(caller, network) and self.oracle.party_in_force(caller, network)
+                and "admin" not in caller.roles):
+            cell.unauthorized.append(f"the work list of {network} to a caller who does not coordinate it")
+        for item in response.json().get("items", []):
+            rec = self.recs.get(item.get("referral_id", ""))
+            if rec is not None and rec.network != network:
+                cell.beyond.append(f"{self.label(rec.id)} of {rec.network} on the work list of {network}")
 
     # -- the write routes ----------------------------------------------------------------------
 

@@ -141,6 +141,8 @@ def reads(m: Matrix) -> None:
             jobs.append(partial(m.list_documents, R_SUMMARIES, "/v1/summaries?limit=200", client_id, purpose,
                                 strip=frozenset({"view", "retain_until"})))
             jobs.append(partial(m.get_statistics, client_id, purpose))
+            if k < 2:  # both networks' work lists, once each per client
+                jobs.append(partial(m.get_worklist, client_id, ("demo-city", "demo-town")[k]))
             if (i + k) % (n // 2) == 0:  # two purposes per client on the role-decided routes
                 jobs.append(partial(m.get_admin_holds, client_id, purpose))
                 jobs.append(partial(m.get_grants, client_id, purpose))

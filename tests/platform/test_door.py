@@ -25,7 +25,7 @@ NO_CASE_DATA = frozenset({
     "get_health", "get_readiness", "get_metrics", "issue_token", "get_jwks", "get_me",
     "list_agencies", "create_agency", "list_clients", "create_client", "disable_client",
     "list_mappings", "create_mapping", "list_schemas", "get_schema", "list_vocabularies", "get_vocabulary",
-    "list_agreements", "explain_decision", "reload_agreements", "list_networks", "get_network",
+    "list_agreements", "explain_decision", "reload_agreements", "list_networks", "get_network", "get_worklist",
     "get_statistics", "request_emergency_access", "list_emergency_grants", "review_emergency_grant",
     "list_flagged_agencies", "clear_agency_flag",
     "erase_subject", "list_legal_holds", "place_legal_hold", "lift_legal_hold", "place_referral_legal_hold",
