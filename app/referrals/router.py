@@ -56,6 +56,7 @@ ViewParam = Annotated[
     Query(max_length=VIEW_MAX, description="Ask for a named view; default: the most detailed one granted."),
 ]
 _PRINTABLE = re.compile(access.PURPOSE_PATTERN)
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 
 
 def _grant_headers(grant: access.Grant) -> dict[str, str]:
@@ -341,7 +342,7 @@ def transition_referral(
     principal: CurrentPrincipal,
     referral_id: str,
     body: TransitionIn,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
+    if_match: IfMatch = None,
     idempotency_key: idempotency.IdempotencyKey = None,
     purpose: access.PurposeHeader = None,
     justification: access.JustificationHeader = None,
@@ -414,7 +415,7 @@ def update_consent(
     principal: CurrentPrincipal,
     referral_id: str,
     body: ConsentUpdate,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
+    if_match: IfMatch = None,
     purpose: access.PurposeHeader = None,
     justification: access.JustificationHeader = None,
 ) -> Any:
@@ -456,7 +457,7 @@ def reassess_referral(
     principal: CurrentPrincipal,
     referral_id: str,
     body: AssessmentIn,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
+    if_match: IfMatch = None,
     purpose: access.PurposeHeader = None,
     justification: access.JustificationHeader = None,
 ) -> Any:

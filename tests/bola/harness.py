@@ -673,26 +673,27 @@ class Matrix:
         return response
 
     def consent(self, client_id: str, rec: Rec, purpose: str) -> None:
-        caller = self.caller(client_id)
-        allowed = self.oracle.may_consent(caller, rec)
         # The same status again: a change on paper (a new consent record), the record unharmed.
-        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/consent", client_id, purpose,
-                                            json_body=self.consent_body(rec.consent))
-        cell = self.cell(R_CONSENT, client_id, response, request_id, record=self.label(rec.id),
-                         kind=self.kind(caller, rec), purpose=purpose)
-        self.judge_change(cell, allowed, rec.id, f"consent by {caller.agency}", response)
-        self.write_reply(cell, caller, rec, purpose, response)
+        caller = self.caller(client_id)
+        self.change_on_paper(R_CONSENT, "consent", client_id, rec, purpose, self.consent_body(rec.consent),
+                             self.oracle.may_consent(caller, rec), f"consent by {caller.agency}")
 
     def reassess(self, client_id: str, rec: Rec, purpose: str) -> None:
-        caller = self.caller(client_id)
-        allowed = self.oracle.may_reassess(caller, rec)
         # The same risk level again: a new version on paper, the record's values unharmed.
-        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/assessments", client_id, purpose,
-                                            json_body={"risk_level": rec.risk_level,
-                                                       "reason": "Matrix reassessment marker 43"})
-        cell = self.cell(R_REASSESS, client_id, response, request_id, record=self.label(rec.id),
+        caller = self.caller(client_id)
+        body = {"risk_level": rec.risk_level, "reason": "Matrix reassessment marker 43"}
+        self.change_on_paper(R_REASSESS, "assessments", client_id, rec, purpose, body,
+                             self.oracle.may_reassess(caller, rec), f"a re-assessment by {caller.agency}")
+
+    def change_on_paper(self, route: str, path: str, client_id: str, rec: Rec, purpose: str,
+                        body: dict[str, Any], allowed: bool, why: str) -> None:
+        """A write that leaves the record's values as they are, judged like any change, with its reply."""
+        caller = self.caller(client_id)
+        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/{path}", client_id, purpose,
+                                            json_body=body)
+        cell = self.cell(route, client_id, response, request_id, record=self.label(rec.id),
                          kind=self.kind(caller, rec), purpose=purpose)
-        self.judge_change(cell, allowed, rec.id, f"a re-assessment by {caller.agency}", response)
+        self.judge_change(cell, allowed, rec.id, why, response)
         self.write_reply(cell, caller, rec, purpose, response)
 
     def get_assessments(self, client_id: str, rec: Rec, purpose: str) -> None:
