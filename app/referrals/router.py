@@ -34,7 +34,6 @@ from app.referrals.schemas import (
     ReferralPost,
     TransitionIn,
     Worklist,
-    WorklistItem,
 )
 from app.referrals.snapshot import AnyReferral, ReferralSnapshot
 from app.retention.dates import RetentionRules
@@ -521,24 +520,64 @@ def list_assessments(
     description=(
         "What the network's protocol says is due: referrals not triaged or not assigned within the deadline "
         "for their urgency, reviews due after closure, and repeat referrals within the repeat window (linked "
-        "through the person). For the network's coordinator agency with the coordinator role. Ids, statuses "
-        "and urgencies only: no case data."
+        "through the person). For the network's coordinator agency with the coordinator role, for the purpose "
+        "stated in `X-Purpose`: each referral listed is one an agreement grants it for that purpose, and the "
+        "listing is logged. Ids, statuses and urgencies."
     ),
+    openapi_extra={"x-case-data": True, "x-purpose-required": True},
     response_model=Worklist,
-    responses={403: {"description": "Not the network's coordinator"}, 404: {"description": "No such network"}},
+    responses={400: PURPOSE_ERRORS[400], 403: {"description": "Not the network's coordinator"},
+               404: {"description": "No such network"}},
 )
-def get_worklist(session: ReadSession, state: State, principal: CurrentPrincipal, network_id: str) -> Any:
+def get_worklist(
+    request: Request,
+    session: ReadSession,
+    state: State,
+    principal: CurrentPrincipal,
+    network_id: str,
+    purpose: access.PurposeHeader = None,
+) -> Any:
     policies, now = state.policies.current, state.clock()
-    access.refuse_admin(principal)
-    network = policies.network(network_id)
-    if network is None:
-        raise NotFound(f"No network {network_id!r} on this deployment.")
-    if not (access.is_coordinator(policies, principal, network_id)
-            and access.in_force_party(policies, principal.agency_id, network_id, now.date())):
-        raise Forbidden("The work list is for the network's coordinator agency, with the coordinator role.",
-                        slug="access-denied")
+    ctx = disclose.ReadContext(principal, purpose or "", None, request.state.request_id)
+    with disclose.denials_logged(state, session, ctx, {"network": network_id}):
+        access.refuse_admin(principal)
+        network = policies.network(network_id)
+        if network is None:
+            raise NotFound(f"No network {network_id!r} on this deployment.")
+        if not (access.is_coordinator(policies, principal, network_id)
+                and access.in_force_party(policies, principal.agency_id, network_id, now.date())):
+            raise Forbidden("The work list is for the network's coordinator agency, with the coordinator role.",
+                            slug="access-denied")
+        stated = access.require_purpose(policies, principal, purpose, now.date())
+    ctx = disclose.ReadContext(principal, stated, None, request.state.request_id)
     found = worklist.items(session, network_id, network.protocol, now)
-    return Worklist(network=network_id, items=[WorklistItem(**item.to_dict()) for item in found])
+    if not found:
+        return door.send(state, session, [], lambda items: {"network": network_id, "items": items})
+    named = {i.referral_id for i in found} | {i.earlier for i in found if i.earlier}
+    referrals = {r.id: r for r in snapshot.load_where(session, Referral.id.in_(named), [Referral.id], len(named))}
+
+    def grant(referral_id: str | None) -> access.Grant | None:
+        referral = referrals.get(referral_id or "")
+        if referral is None:
+            return None
+        decision = access.decide_referral(policies, principal, referral, stated, None, now.date())
+        if not decision.permit or not {"status", "urgency"} <= decision.fields:
+            return None
+        return access.grant_for(decision, principal, referral.referring_agency, stated)
+
+    released = []
+    for item in found:  # only what the purpose grants; each item logged against its referral
+        listed = grant(item.referral_id)
+        if listed is None:
+            continue
+        shown = item if item.earlier is None or grant(item.earlier) is not None else item.without_earlier()
+        referral = referrals[item.referral_id]
+        linked = {"linked_referral_ids": [shown.earlier]} if shown.earlier else {}
+        released.append(door.record_part(
+            ctx, listed, shown.to_dict(), owner_agency=referral.referring_agency, subject_id=referral.subject_id,
+            record_ids={"referral_id": referral.id, **linked}, fields=["status", "urgency"],
+        ))
+    return door.send(state, session, released, lambda items: {"network": network_id, "items": items})
 
 
 @router.get(

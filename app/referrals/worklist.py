@@ -7,13 +7,14 @@
 - **repeat_referral**: a referral still before the panel about a person referred before,
   within the protocol's window (linked through the subject, so it works on sealed identities).
 
-Each item names a referral by id with its status and urgency: no case data.
+Each item names a referral by id with its status and urgency (and, for a repeat, the earlier
+referral): the route decides each for the purpose stated and logs what it lists (the one door).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,10 +37,15 @@ class Item:
     status: str
     urgency: str
     detail: str
+    earlier: str | None = None  # a repeat: the person's earlier referral
 
     def to_dict(self) -> dict[str, Any]:
         return {"referral_id": self.referral_id, "kind": self.kind, "due_since": self.due_since.isoformat(),
                 "status": self.status, "urgency": self.urgency, "detail": self.detail}
+
+    def without_earlier(self) -> Item:
+        """The repeat, saying nothing of the earlier referral (one the caller may not read)."""
+        return replace(self, earlier=None, detail="the person was referred before, within the repeat window")
 
 
 def items(session: Session, network_id: str, protocol: Protocol, now: datetime) -> list[Item]:
@@ -108,5 +114,5 @@ def _repeats(session: Session, network_id: str, protocol: Protocol, open_rows: S
         if protocol.repeat_window.add_to(earlier_at) >= row.created_at:
             found.append(Item(referral_id, "repeat_referral", row.created_at, row.status, row.urgency,
                               f"the person was referred before, on {earlier_at.date().isoformat()} "
-                              f"({earlier_id})"))
+                              f"({earlier_id})", earlier_id))
     return found

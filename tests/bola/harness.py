@@ -613,20 +613,27 @@ class Matrix:
             if rec is not None and not self.oracle.may_review(caller, rec):
                 cell.beyond.append(f"grant on {self.label(rec.id)} of a network the auditor is no party to")
 
-    def get_worklist(self, client_id: str, network: str) -> None:
-        """Ids, statuses and urgencies of a network's due referrals: its coordinator's alone."""
+    def get_worklist(self, client_id: str, network: str, purpose: str) -> None:
+        """Ids, statuses and urgencies of a network's due referrals: its coordinator's alone, each granted."""
         caller = self.caller(client_id)
-        response, request_id = self.request("GET", f"/v1/networks/{network}/worklist", client_id, NONE)
-        cell = self.cell(R_WORKLIST, client_id, response, request_id, record=network)
+        response, request_id = self.request("GET", f"/v1/networks/{network}/worklist", client_id, purpose)
+        cell = self.cell(R_WORKLIST, client_id, response, request_id, record=network, purpose=purpose)
         if response.status_code != 200:
             return
         if not (self.oracle.is_coordinator(caller, network) and self.oracle.party_in_force(caller, network)
                 and "admin" not in caller.roles):
             cell.unauthorized.append(f"the work list of {network} to a caller who does not coordinate it")
-        for item in response.json().get("items", []):
+        items = response.json().get("items", [])
+        for item in items:
             rec = self.recs.get(item.get("referral_id", ""))
-            if rec is not None and rec.network != network:
+            if rec is None:
+                continue
+            if rec.network != network:
                 cell.beyond.append(f"{self.label(rec.id)} of {rec.network} on the work list of {network}")
+            if not {"status", "urgency"} <= self.read_bound(caller, rec, purpose):
+                cell.unauthorized.append(f"{self.label(rec.id)} listed without a grant of its status for {purpose}")
+        if items:
+            cell.log_ids = {item["referral_id"] for item in items}
 
     # -- the write routes ----------------------------------------------------------------------
 

@@ -142,7 +142,7 @@ def reads(m: Matrix) -> None:
                                 strip=frozenset({"view", "retain_until"})))
             jobs.append(partial(m.get_statistics, client_id, purpose))
             if k < 2:  # both networks' work lists, once each per client
-                jobs.append(partial(m.get_worklist, client_id, ("demo-city", "demo-town")[k]))
+                jobs.append(partial(m.get_worklist, client_id, ("demo-city", "demo-town")[k], purpose))
             if (i + k) % (n // 2) == 0:  # two purposes per client on the role-decided routes
                 jobs.append(partial(m.get_admin_holds, client_id, purpose))
                 jobs.append(partial(m.get_grants, client_id, purpose))

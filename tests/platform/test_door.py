@@ -17,15 +17,15 @@ Auth = Callable[..., dict[str, str]]
 # Operations whose 2xx replies may carry case data: each builds them with app.door.
 DOOR_OPERATIONS = frozenset({
     "create_referral", "get_referral", "list_referrals", "transition_referral", "update_consent",
-    "reassess_referral", "list_assessments", "list_events", "create_note", "list_notes", "sync_summaries",
-    "list_referral_legal_holds", "get_subject_disclosures",
+    "reassess_referral", "list_assessments", "get_worklist", "list_events", "create_note", "list_notes",
+    "sync_summaries", "list_referral_legal_holds", "get_subject_disclosures",
 })
 # Operations that never carry a referral's or a note's content (ids, codes, metadata, aggregates).
 NO_CASE_DATA = frozenset({
     "get_health", "get_readiness", "get_metrics", "issue_token", "get_jwks", "get_me",
     "list_agencies", "create_agency", "list_clients", "create_client", "disable_client",
     "list_mappings", "create_mapping", "list_schemas", "get_schema", "list_vocabularies", "get_vocabulary",
-    "list_agreements", "explain_decision", "reload_agreements", "list_networks", "get_network", "get_worklist",
+    "list_agreements", "explain_decision", "reload_agreements", "list_networks", "get_network",
     "get_statistics", "request_emergency_access", "list_emergency_grants", "review_emergency_grant",
     "list_flagged_agencies", "clear_agency_flag",
     "erase_subject", "list_legal_holds", "place_legal_hold", "lift_legal_hold", "place_referral_legal_hold",
