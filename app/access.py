@@ -10,7 +10,7 @@ from fastapi import Header
 
 from app.auth.principal import Principal
 from app.errors import BadRequest, Forbidden
-from app.policy.decision import AttributeValue, Caller, Decision, Record
+from app.policy.decision import AttributeValue, Caller, Decision, Record, flag_value
 from app.policy.engine import decide, purposes_for
 from app.policy.policy_set import PolicySet
 from app.policy.reach import Reach, reach
@@ -199,10 +199,13 @@ def referral_relations(principal: Principal, referral: AnyReferral) -> frozenset
     return frozenset(relations)
 
 
-def referral_attributes(referral: AnyReferral) -> dict[str, AttributeValue]:
+def referral_attributes(referral: AnyReferral, *, invited: bool = False) -> dict[str, AttributeValue]:
+    """What rules look at; `invited`: read through a meeting's agenda item the caller's agency is
+    invited to, while the meeting is open (every other read is not)."""
     attributes: dict[str, AttributeValue] = {
         "consent": referral.consent_status, "status": referral.status, "risk_level": referral.risk_level,
         "network": referral.network_id, "urgency": referral.urgency, "concerns": frozenset(referral.concerns),
+        "invited": flag_value(invited),
     }
     if referral.intervention_type is not None:  # none yet: a permit asking about it fails, a deny holds
         attributes["intervention_type"] = referral.intervention_type
@@ -210,10 +213,11 @@ def referral_attributes(referral: AnyReferral) -> dict[str, AttributeValue]:
 
 
 def decide_referral(
-    policies: PolicySet, principal: Principal, referral: AnyReferral, purpose: str, view: str | None, today: date
+    policies: PolicySet, principal: Principal, referral: AnyReferral, purpose: str, view: str | None, today: date,
+    *, invited: bool = False,
 ) -> Decision:
     relations = referral_relations(principal, referral)
-    record = Record("referral", referral_attributes(referral))
+    record = Record("referral", referral_attributes(referral, invited=invited))
     return decide(policies, caller(principal, relations), purpose, record, view, now=today)
 
 
@@ -228,9 +232,10 @@ def grant_for(
 
 
 def referral_grant(
-    policies: PolicySet, principal: Principal, referral: AnyReferral, purpose: str, view: str | None, today: date
+    policies: PolicySet, principal: Principal, referral: AnyReferral, purpose: str, view: str | None, today: date,
+    *, invited: bool = False,
 ) -> Grant:
-    decision = decide_referral(policies, principal, referral, purpose, view, today)
+    decision = decide_referral(policies, principal, referral, purpose, view, today, invited=invited)
     return grant_for(decision, principal, referral.referring_agency, purpose, referral.subject_id)
 
 

@@ -185,7 +185,8 @@ def policy_explain(
     purpose: Annotated[str, typer.Option(help="Stated purpose.")],
     record: Annotated[
         list[str], typer.Option(callback=_key_values,
-                                help="Record attribute key=value (repeatable); concerns=a,b for several.")
+                                help="Record attribute key=value (repeatable); concerns=a,b for several;"
+                                     " invited=true|false (default false).")
     ] = [],  # noqa: B006
     relations: Annotated[
         str, typer.Option(callback=comma_choices(Relation), help=f"Comma-separated relations: {RELATIONS}.")
@@ -197,7 +198,7 @@ def policy_explain(
     as_json: JsonAlways = False,
 ) -> None:
     """May a caller like this see a record like this for this purpose, and if not, why not (JSON)."""
-    from app.policy.decision import AttributeValue, Caller, Record
+    from app.policy.decision import AttributeValue, Caller, described_record
     from app.policy.explain import explain
     from app.policy.vocabulary import MANY_VALUED
 
@@ -212,7 +213,7 @@ def policy_explain(
     if "network" not in attributes and mine:
         attributes["network"] = mine[0]
     caller = Caller("cli", agency, sector.value, _split(roles), _split(relations))
-    described = Record(kind.value, attributes)
+    described = described_record(kind.value, attributes)
     explanation = explain(result.policy_set, caller, purpose, described, view, now=_day(on))
     out.print_json(json.dumps(explanation.to_dict(), default=str))
     if not explanation.decision.permit:
@@ -224,6 +225,9 @@ def _key_values(items: list[str]) -> list[str]:
     for item in items:
         if "=" not in item:
             raise typer.BadParameter(f"takes key=value, not {item!r}")
+        key, value = item.split("=", 1)
+        if key == "invited" and value not in ("true", "false"):
+            raise typer.BadParameter(f"invited is true or false, not {value!r}")
     return items
 
 

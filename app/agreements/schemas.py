@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -81,6 +81,11 @@ class RecordLike(BaseModel):
     urgency: Code | None = None
     concerns: Annotated[list[Code], Field(max_length=32)] | None = Field(
         default=None, description="The record's concerns; a `concerns` condition holds when one of them is listed."
+    )
+    invited: StrictBool | None = Field(
+        default=None,
+        description="Read through a meeting's agenda item your agency is invited to, while the meeting is open"
+        " (an `invited` condition); default: false for a referral or note, as on every other read.",
     )
     network: Code | None = Field(default=None, description="Default: your agency's (first) network.")
     relations: Annotated[list[Literal["owner", "referrer", "assigned"]], Field(max_length=3)] = Field(

@@ -13,7 +13,7 @@ from app.auth.principal import Principal
 from app.bootstrap import load_policies
 from app.db import transaction
 from app.errors import Forbidden
-from app.policy.decision import AttributeValue, Record
+from app.policy.decision import AttributeValue, Record, described_record, flag_value
 from app.policy.explain import Explanation, explain
 from app.policy.loader import LoadResult
 from app.policy.policy_set import PolicySet
@@ -55,14 +55,14 @@ def explain_for(
         assert data.record is not None
         relations = frozenset(data.record.relations)
         attributes: dict[str, AttributeValue] = {
-            k: frozenset(v) if isinstance(v, list) else v
+            k: frozenset(v) if isinstance(v, list) else flag_value(v) if isinstance(v, bool) else v
             for k, v in data.record.model_dump(exclude={"kind", "relations"}).items() if v is not None
         }
         # A described record is of the caller's network unless it names another.
         mine = policies.networks_of(principal.agency_id)
         if "network" not in attributes and mine:
             attributes["network"] = mine[0]
-        record = Record(data.record.kind, attributes)
+        record = described_record(data.record.kind, attributes)
     return explain(
         policies, access.caller(principal, relations), data.purpose, record, data.view, now=today
     )

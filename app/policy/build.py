@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 
+from app.policy.decision import flag_value
 from app.policy.documents import (
     AgreementDocument,
     AudienceDocument,
@@ -26,7 +27,7 @@ from app.policy.model import (
 )
 from app.policy.overlap import deny_cancels
 from app.policy.views import ViewResolver
-from app.policy.vocabulary import EMERGENCY_PURPOSE, EMERGENCY_RULE_ID, RECORD_VALUES, RecordKind
+from app.policy.vocabulary import EMERGENCY_PURPOSE, EMERGENCY_RULE_ID, FLAGS, RECORD_VALUES, RecordKind
 from app.policy.yaml_nodes import Path, format_path
 
 CONDITION_KEYS = ("consent", "status", "risk_level", "classification", "intervention_type", "urgency", "concerns")
@@ -48,7 +49,9 @@ def build_conditions(document: ConditionsDocument | None) -> Conditions:
     if document is None:
         return ()
     given = ((key, getattr(document, key)) for key in CONDITION_KEYS)
-    return tuple((key, frozenset(values)) for key, values in given if values is not None)
+    listed = tuple((key, frozenset(values)) for key, values in given if values is not None)
+    flags = ((key, getattr(document, key)) for key in sorted(FLAGS))
+    return listed + tuple((key, frozenset({flag_value(value)})) for key, value in flags if value is not None)
 
 
 def _frozen(values: Iterable[str] | None) -> frozenset[str] | None:

@@ -32,12 +32,28 @@ AttributeValue = str | frozenset[str]
 """One value, or (`concerns`) the set of them: a condition holds when any of the set is allowed."""
 
 
+def flag_value(value: bool) -> str:
+    """A boolean record attribute (`invited`) as the value its conditions compare."""
+    return "true" if value else "false"
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """The record asked about, reduced to the attributes rules look at."""
 
     kind: RecordKind
     attributes: Mapping[str, AttributeValue]
+
+
+def described_record(kind: RecordKind, attributes: Mapping[str, AttributeValue]) -> Record:
+    """A record described by hand (explain, policy tests), as a read would see it.
+
+    Every read outside a meeting's agenda item is `invited: false`, so a described referral or
+    note is too unless it says otherwise; statistics are never read through a meeting.
+    """
+    if kind == "statistics":
+        return Record(kind, attributes)
+    return Record(kind, {"invited": flag_value(False), **attributes})
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
     StringConstraints,
     Tag,
 )
@@ -88,9 +89,11 @@ class AudienceDocument(_Strict):
 
 
 class ConditionsDocument(_Strict):
-    """`when`: conditions on the record, each a list of allowed values.
+    """`when`: conditions on the record, each a list of allowed values (`invited`: a boolean).
 
     `concerns` holds when the referral has at least one of the concerns listed.
+    `invited: true` holds only on a read through a meeting's agenda item the caller's agency
+    is invited to, while the meeting is open; every other read is `invited: false`.
     """
 
     consent: list[str] | None = None
@@ -100,6 +103,8 @@ class ConditionsDocument(_Strict):
     intervention_type: list[str] | None = None
     urgency: list[str] | None = None
     concerns: list[str] | None = None
+    # Strict: `invited: "yes"` or `invited: 1` is a mistake to refuse, not a truth to guess.
+    invited: StrictBool | None = None
 
 
 class NoteFilter(_Strict):

@@ -5,12 +5,12 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
-from app.policy.decision import AttributeValue, Caller, Decision, Record
+from app.policy.decision import AttributeValue, Caller, Decision, Record, described_record, flag_value
 from app.policy.engine import decide
 from app.policy.policy_set import PolicySet
-from app.policy.vocabulary import RecordKind
+from app.policy.vocabulary import FLAGS, RecordKind
 from app.policy.yaml_nodes import YamlSyntaxError, parse_yaml
 
 _KINDS: dict[str, RecordKind] = {"referral": "referral", "note": "note", "statistics": "statistics"}
@@ -40,10 +40,19 @@ class CaseSpec(_Strict):
     name: str
     caller: CallerSpec
     purpose: str
-    record: dict[str, str | list[str]] = {}
+    record: dict[str, StrictBool | str | list[str]] = {}
     view: str | None = None
     now: date | None = None
     expect: Expectation
+
+    @field_validator("record")
+    @classmethod
+    def _flags_are_booleans(cls, record: dict[str, bool | str | list[str]]) -> dict[str, bool | str | list[str]]:
+        """`invited` is true or false, and nothing else is a boolean (a YAML `yes` slipping in)."""
+        for key, value in record.items():
+            if (key in FLAGS) != isinstance(value, bool):
+                raise ValueError(f"{key} is {'true or false' if key in FLAGS else 'a code or a list of codes'}")
+        return record
 
 
 class PolicyTestFile(_Strict):
@@ -149,19 +158,21 @@ def _caller(spec: CallerSpec) -> Caller:
     )
 
 
-def _record(attributes: dict[str, str | list[str]], networks: frozenset[str]) -> Record:
+def _record(attributes: dict[str, bool | str | list[str]], networks: frozenset[str]) -> Record:
     """The case's record; of the agreement's own network unless the case names another.
 
-    A list (`concerns: [a, b]`) is the set of the record's values of a many-valued attribute.
+    A list (`concerns: [a, b]`) is the set of the record's values of a many-valued attribute;
+    `invited: true` a read through a meeting's agenda item (default false, as on other reads).
     """
     fields: dict[str, AttributeValue] = {
-        key: frozenset(value) if isinstance(value, list) else value for key, value in attributes.items()
+        key: frozenset(value) if isinstance(value, list) else flag_value(value) if isinstance(value, bool) else value
+        for key, value in attributes.items()
     }
     kind_given = fields.pop("kind", "referral")
     kind = _KINDS.get(kind_given if isinstance(kind_given, str) else "", "referral")
     if "network" not in fields and len(networks) == 1:
         fields["network"] = next(iter(networks))
-    return Record(kind, fields)
+    return described_record(kind, fields)
 
 
 def _mismatch(expect: Expectation, decision: Decision) -> str | None:

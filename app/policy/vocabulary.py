@@ -67,9 +67,11 @@ RECORD_VALUES: dict[str, frozenset[str]] = {
         ("urgency", "urgency"),
         ("concerns", "concern_category"),
     )
-}
+} | {"invited": frozenset({"true", "false"})}  # read through a meeting's agenda item it is invited to
 # Attributes a record holds several values of (a set): a condition on one holds when any does.
 MANY_VALUED: frozenset[str] = frozenset({"concerns"})
+# Attributes that are true or false: written as booleans, decided on the values "true" and "false".
+FLAGS: frozenset[str] = frozenset({"invited"})
 
 # Sectors outside the statutory services: they receive redacted summaries only.
 NON_STATUTORY_SECTORS: frozenset[str] = frozenset(

@@ -10,7 +10,7 @@ agreement in force of the record's network, holding the relation the action need
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,15 @@ NOTE_WRITER_ROLES = frozenset({"referrer", "caseworker", "coordinator"})  # "Who
 # Issue 11, "Writes decided like reads" (policies/README.md table): the relation each change needs.
 COORDINATOR_TARGETS = frozenset({"triaged", "accepted", "declined", "assigned", "closed", "transferred"})
 
+# The case conference (policies/README.md, `when: {invited: …}` and the network's protocol; the routes'
+# own descriptions in openapi.yaml): reads through a meeting state this purpose; the chair (the protocol's
+# `meetings.chair`, by default the coordinator, calling with the coordinator role) schedules, edits the
+# agenda, minutes and closes; an action is set by the chair, the referring agency or an assigned agency,
+# its status changed by its owner agency or the chair, and cancelled by the chair alone.
+CONFERENCE = "case_conference"
+ACTION_SETTERS = frozenset({"owner", "referrer", "assigned"})
+CHAIR_ONLY_ACTION_STATUSES = frozenset({"cancelled"})
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -65,15 +74,45 @@ class Rec:
     urgency: str = ""
     intervention_type: str | None = None
     concerns: frozenset[str] = frozenset()
+    # Read through a meeting's agenda item the caller's agency is invited to, the meeting open.
+    invited: bool = False
 
-    def attributes(self) -> dict[str, str | frozenset[str]]:
-        found: dict[str, str | frozenset[str]] = {
+    def attributes(self) -> dict[str, str | frozenset[str] | bool]:
+        found: dict[str, str | frozenset[str] | bool] = {
             "consent": self.consent, "status": self.status, "risk_level": self.risk_level,
-            "urgency": self.urgency, "concerns": self.concerns,
+            "urgency": self.urgency, "concerns": self.concerns, "invited": self.invited,
         }
         if self.intervention_type is not None:
             found["intervention_type"] = self.intervention_type
         return found
+
+
+@dataclass(slots=True)
+class AgendaItem:
+    """An agenda item as the matrix scheduled it: its referral and the agencies invited to it."""
+
+    number: int
+    referral_id: str
+    invited: frozenset[str]
+
+
+@dataclass(slots=True)
+class Meeting:
+    """A case-conference meeting as the matrix made it (what it sent, not what the service says)."""
+
+    id: str
+    network: str
+    open: bool = True
+    items: dict[int, AgendaItem] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Action:
+    id: str
+    referral_id: str
+    network: str
+    owner: str
+    status: str = "open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +139,8 @@ class Network:
     members: frozenset[str]
     # The protocol's `reassessment_by`; a file that says nothing gets the documented default.
     reassessment_by: frozenset[str] = frozenset({"coordinator", "owner"})
+    # The protocol's `meetings.chair`; a file that says nothing: the coordinator (policies/README.md).
+    chair: str | None = None
 
 
 @dataclass
@@ -135,9 +176,11 @@ class Oracle:
         for path in sorted((folder / "networks").glob("*.y*ml")):
             doc = yaml.safe_load(path.read_text())
             protocol = doc.get("protocol") or {}
+            meetings = protocol.get("meetings") or {}
             networks[doc["network"]] = Network(doc["network"], doc.get("coordinator"),
                                                frozenset(doc.get("members") or ()),
-                                               frozenset(protocol.get("reassessment_by") or {"coordinator", "owner"}))
+                                               frozenset(protocol.get("reassessment_by") or {"coordinator", "owner"}),
+                                               meetings.get("chair") or doc.get("coordinator"))
         return cls(agreements, networks, today)
 
     # -- the plain vocabulary ------------------------------------------------------------
@@ -264,6 +307,14 @@ class Oracle:
     def conditions(when: Mapping[str, Any] | None, attributes: Mapping[str, Any], *, deny: bool) -> bool:
         for key, allowed in (when or {}).items():
             value = attributes.get(key)
+            if isinstance(allowed, bool):  # `invited: true|false`: holds when the read's matches
+                if value is None:
+                    if deny:
+                        continue
+                    return False
+                if value is not allowed:
+                    return False
+                continue
             if not value:  # missing, or no concerns at all
                 if deny:
                     continue  # a missing attribute satisfies a deny
@@ -484,6 +535,85 @@ class Oracle:
                 continue
             return True
         return False
+
+    # -- the case conference ------------------------------------------------------------------
+
+    def is_chair(self, caller: Caller, network: str) -> bool:
+        """The network's chair agency, calling with the coordinator role, a party to an agreement in force."""
+        declared = self.networks.get(network)
+        return (
+            declared is not None and declared.chair is not None and declared.chair == caller.agency
+            and "coordinator" in caller.roles and "admin" not in caller.roles and self.party_in_force(caller, network)
+        )
+
+    def sits_at(self, caller: Caller, meeting: Meeting, item: AgendaItem) -> bool:
+        """At this item: the chair, or an agency invited to it (a party to an agreement in force)."""
+        if "admin" in caller.roles:
+            return False
+        return self.is_chair(caller, meeting.network) or (
+            caller.agency in item.invited and self.party_in_force(caller, meeting.network)
+        )
+
+    def seated(self, caller: Caller, meeting: Meeting) -> bool:
+        """At the meeting at all: its chair, or invited to one of its items."""
+        return self.is_chair(caller, meeting.network) or any(
+            self.sits_at(caller, meeting, item) for item in meeting.items.values()
+        )
+
+    def agenda_bound(self, caller: Caller, meeting: Meeting, item: AgendaItem, rec: Rec,
+                     purpose: str | None) -> frozenset[str]:
+        """What a read of the item's referral through the meeting may carry: the caller's grants for
+        `case_conference`, the record `invited` while the meeting is open; nothing for anyone not at
+        the item or for any other purpose."""
+        if purpose != CONFERENCE or not self.sits_at(caller, meeting, item):
+            return frozenset()
+        return self.referral_bound(caller, replace(rec, invited=meeting.open), purpose)
+
+    def meetings_listed(self, caller: Caller, network: str, meetings: Iterable[Meeting]) -> frozenset[str] | None:
+        """The meetings of the network the caller may see listed (no agenda, nothing of the cases):
+        every one for the chair, else those it is invited to an item of; None: the list is refused
+        (not a party to an agreement in force of the network, or an operator)."""
+        if "admin" in caller.roles or not self.party_in_force(caller, network):
+            return None
+        chair = self.is_chair(caller, network)
+        return frozenset(
+            m.id for m in meetings
+            if m.network == network and (chair or any(caller.agency in i.invited for i in m.items.values()))
+        )
+
+    def may_chair(self, caller: Caller, network: str) -> bool:
+        """Schedule, edit the agenda, record attendance and minutes, close: the chair alone."""
+        return self.is_chair(caller, network)
+
+    def agency_in_force(self, agency: str, network: str) -> bool:
+        return any(a.in_force(self.today) and agency in a.parties and network in a.networks for a in self.agreements)
+
+    def member_in_force(self, agency: str, network: str) -> bool:
+        """Who may be invited to an item or own an action: a declared member, party to an agreement in force."""
+        declared = self.networks.get(network)
+        return declared is not None and agency in declared.members and self.agency_in_force(agency, network)
+
+    def agenda_holds(self, network: str, recs: Iterable[Rec], invited: Iterable[str]) -> bool:
+        """An agenda holds the network's own referrals only, and invites its members only: anything
+        else would open a case to another network (or to an agency outside every agreement)."""
+        return all(r.network == network for r in recs) and all(self.member_in_force(a, network) for a in invited)
+
+    def may_set_action(self, caller: Caller, rec: Rec) -> bool:
+        return self.is_chair(caller, rec.network) or self._change(caller, rec, ACTION_SETTERS)
+
+    def may_set_action_status(self, caller: Caller, action: Action, status: str) -> bool:
+        if "admin" in caller.roles:
+            return False
+        chair = self.is_chair(caller, action.network)
+        if status in CHAIR_ONLY_ACTION_STATUSES:
+            return chair
+        return chair or (caller.agency == action.owner and self.party_in_force(caller, action.network))
+
+    def action_readable(self, caller: Caller, rec: Rec, action: Action, purpose: str | None) -> bool:
+        """A referral's actions: all of them with a view that includes `actions`; else, with any
+        grant of the referral for the purpose, the ones the caller's agency owns."""
+        bound = self.referral_bound(caller, rec, purpose)
+        return "actions" in bound or (bool(bound) and action.owner == caller.agency)
 
     def may_create(self, caller: Caller, network: str | None = None) -> bool:
         """A referrer, into a network it belongs to with an agreement in force it is party to

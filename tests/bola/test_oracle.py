@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from bola.oracle import EMERGENCY, Caller, Oracle
+from bola.oracle import CONFERENCE, EMERGENCY, AgendaItem, Caller, Meeting, Oracle, Rec
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 FOLDERS = {"demo": POLICIES, "examples": POLICIES / "examples"}
@@ -40,7 +40,10 @@ def test_the_oracle_reads_each_documented_case_alike(folder: str, doc: dict[str,
     relations = frozenset(spec.get("relations") or ())
     record = dict(case.get("record") or {})
     kind = record.pop("kind", "referral")
-    attributes: dict[str, Any] = {k: frozenset(v) if isinstance(v, list) else str(v) for k, v in record.items()}
+    attributes: dict[str, Any] = {
+        k: frozenset(v) if isinstance(v, list) else v if isinstance(v, bool) else str(v) for k, v in record.items()
+    }
+    attributes.setdefault("invited", False)  # as on every read outside a meeting's agenda item
     network = attributes.pop("network", sorted(agreement.networks)[0])
     purpose = case["purpose"]
     expect = case["expect"]
@@ -65,3 +68,49 @@ def test_the_oracle_reads_each_documented_case_alike(folder: str, doc: dict[str,
             assert (fields <= bound) is permit, (sorted(fields - bound), sorted(bound))
         else:
             assert bool(bound) is permit, sorted(bound)
+
+
+CHAIRS = {"demo-city": "city-municipality", "demo-town": "town-council"}  # the demo's, written out by hand
+
+
+def test_the_oracle_knows_each_demo_network_chair() -> None:
+    """The oracle reads the chair from the network file (README: by default its coordinator); the
+    demo's chairs are pinned here so a change to either shows."""
+    oracle = Oracle.load(POLICIES, date.today())
+    assert {n: network.chair for n, network in oracle.networks.items()} == CHAIRS
+
+
+def test_the_oracle_reads_an_agenda_item_as_the_conference_rules_say() -> None:
+    """policies/demo-city.yaml by hand: invited statutory partners see the case, police no narrative and
+    only with consent, partners the summary of a consenting person; nothing once the meeting is closed,
+    nothing to an agency not at the item, nothing for another purpose; the chair all of it."""
+    oracle = Oracle.load(POLICIES, date(2026, 12, 4))
+    social = Caller("s", "city-social-services", "social_services", frozenset({"referrer", "caseworker"}))
+    police = Caller("p", "city-community-police", "police", frozenset({"referrer", "caseworker"}))
+    partner = Caller("y", "youth-ngo-bridges", "youth_work", frozenset({"caseworker"}))
+    reader = Caller("r", "youth-ngo-bridges", "youth_work", frozenset({"partner_reader"}))
+    chair = Caller("c", "city-municipality", "local_government", frozenset({"coordinator"}))
+    town = Caller("t", "town-council", "local_government", frozenset({"coordinator"}))
+    item = AgendaItem(1, "r1", frozenset({"city-social-services", "city-community-police", "youth-ngo-bridges"}))
+    meeting = Meeting("m1", "demo-city", True, {1: item})
+    given = Rec("r1", "demo-city", "school-north", "triaged", "given", "low")
+    withdrawn = Rec("r1", "demo-city", "school-north", "triaged", "withdrawn", "low")
+    case = oracle.agenda_bound(social, meeting, item, given, CONFERENCE)
+    assert "narrative" in case and "subject.given_name" not in case
+    assert oracle.agenda_bound(police, meeting, item, given, CONFERENCE) == case - {"narrative"}
+    assert not oracle.agenda_bound(police, meeting, item, withdrawn, CONFERENCE)
+    assert oracle.agenda_bound(partner, meeting, item, given, CONFERENCE) == {
+        "id", "subject.age_band", "subject.district", "concerns", "requested_services", "status"}
+    assert not oracle.agenda_bound(reader, meeting, item, given, CONFERENCE)
+    assert not oracle.agenda_bound(social, meeting, item, given, "intervention_planning")
+    assert {"subject.given_name", "minutes", "actions"} <= oracle.agenda_bound(chair, meeting, item, given, CONFERENCE)
+    assert not oracle.agenda_bound(town, meeting, item, given, CONFERENCE)
+    closed = Meeting("m2", "demo-city", False, {1: item})
+    assert not oracle.agenda_bound(social, closed, item, given, CONFERENCE)
+    assert oracle.agenda_bound(chair, closed, item, given, CONFERENCE)  # coordinator-full needs no invitation
+    elsewhere = AgendaItem(2, "r1", frozenset({"city-health-centre"}))
+    assert not oracle.agenda_bound(social, Meeting("m3", "demo-city", True, {2: elsewhere}), elsewhere, given,
+                                   CONFERENCE)
+    assert oracle.meetings_listed(social, "demo-city", [meeting, closed]) == frozenset({"m1", "m2"})
+    assert oracle.meetings_listed(town, "demo-city", [meeting]) is None
+    assert oracle.meetings_listed(chair, "demo-city", [Meeting("m4", "demo-city")]) == frozenset({"m4"})

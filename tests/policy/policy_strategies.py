@@ -53,11 +53,13 @@ def audiences(draw: st.DrawFn, *, allow_empty: bool) -> dict[str, Any]:
 
 
 @st.composite
-def conditions(draw: st.DrawFn) -> dict[str, list[str]]:
-    when: dict[str, list[str]] = {}
+def conditions(draw: st.DrawFn) -> dict[str, list[str] | bool]:
+    when: dict[str, list[str] | bool] = {}
     for key in ("consent", "status", "classification", "intervention_type", "concerns"):
         if draw(st.booleans()):
             when[key] = small_subset(draw, sorted(RECORD_VALUES[key])[:4], min_size=1)
+    if draw(st.integers(0, 3)) == 0:
+        when["invited"] = draw(st.booleans())  # a boolean in YAML, "true"/"false" on the record
     return when
 
 
@@ -172,6 +174,7 @@ def random_requests(
         "status": sorted(RECORD_VALUES["status"])[:4],
         "classification": sorted({*_CLASSES, *sorted(RECORD_VALUES["classification"])[:4]}),
         "intervention_type": sorted(RECORD_VALUES["intervention_type"])[:4],
+        "invited": sorted(RECORD_VALUES["invited"]),
     }
     concerns = sorted(RECORD_VALUES["concerns"])[:5]
     kinds: list[RecordKind] = ["referral", "note", "statistics"]
