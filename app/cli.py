@@ -41,6 +41,7 @@ from app.cli_common import (
     validation_message,
 )
 from app.crypto.cli import rotate as keys_rotate
+from app.meetings.cli import clocks_cli
 from app.retention.cli import backup, restore, retention_cli
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(policy_cli, name="policy")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(retention_cli, name="retention")
+cli.add_typer(clocks_cli, name="clocks")
 cli.command("backup")(backup)
 cli.command("restore", epilog="Exit 4 if not confirmed (--yes); nothing is changed then.")(restore)
 keys_cli.command("rotate")(keys_rotate)

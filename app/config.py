@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     max_open_retention: str = "P10Y"
     # How often the purge runs (one process at a time across the deployment; 0: never).
     retention_interval_seconds: Annotated[float, Field(ge=0)] = 86_400.0
+    # How often the network clocks raise what is due into the change feed (app/meetings/clocks.py;
+    # one process at a time; 0: never, `casebridge clocks run` still does).
+    clock_interval_seconds: Annotated[float, Field(ge=0)] = 3_600.0
     retention_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
     # Append-only record of every erased or purged id, kept OUTSIDE the database so a restored
     # backup cannot bring anyone back; default <data_dir>/erasures.log. Put it on durable storage.

@@ -30,6 +30,8 @@ from app.emergency.router import router as emergency_router
 from app.erasure.router import router as erasure_router
 from app.errors import install_error_handlers
 from app.health.router import router as health_router
+from app.meetings.clocks import ClockScheduler
+from app.meetings.router import router as meetings_router
 from app.notes.router import router as notes_router
 from app.observability import (
     Metrics,
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keyring_watcher.start()
         scheduler = RetentionScheduler(state, active.retention_interval_seconds)
         scheduler.start()
+        clocks = ClockScheduler(state, active.clock_interval_seconds)
+        clocks.start()
         log_worker_started(state.settings.resolved_database_url)
         # Everything built so far (settings, policies, indexes, SQLAlchemy's mappers, the app) lives as
         # long as the worker: out of the collector's sight, a full collection no longer walks it.
@@ -97,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.unfreeze()  # collectable again: a process that starts apps in turn (the tests) frees each
             log_worker_stopped()
             scheduler.stop()
+            clocks.stop()
             if keyring_watcher is not None:
                 keyring_watcher.stop()
             checkpointer.stop()
@@ -123,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     routers = (health_router, auth_router, admin_router, standards_router, referrals_router, notes_router,
                agreements_router, audit_router, partners_router, statistics_router, emergency_router,
-               erasure_router, legal_holds_router)
+               erasure_router, legal_holds_router, meetings_router)
     for router in routers:
         app.include_router(router)
     openapi.install(app)

@@ -4,6 +4,7 @@ from app.agencies.models import Agency, ApiClient
 from app.audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
 from app.emergency.models import AgencyFlag, EmergencyGrant, EmergencyNotice
 from app.idempotency import IdempotencyRecord
+from app.meetings.models import AgendaItem, CaseAction, ClockNotice, Meeting, MinutesEntry
 from app.notes.models import Note
 from app.partners.models import PartnerDisclosure
 from app.referrals.models import Assessment, Assignment, Referral, ReferralConcern, StatusChange
@@ -12,8 +13,8 @@ from app.subjects.models import Subject, SubjectIdentifier
 from app.vocabularies.models import CodeMapping
 
 __all__ = [
-    "Agency", "AgencyFlag", "ApiClient", "Assessment", "Assignment", "AuditCheckpoint", "AuditEntry", "AuditHead",
-    "AuditNode", "CodeMapping", "EmergencyGrant", "EmergencyNotice", "IdempotencyRecord", "JobLease", "LegalHold",
-    "Note", "PartnerDisclosure", "Referral", "ReferralConcern", "ServiceMarker", "StatusChange", "Subject",
-    "SubjectIdentifier", "Tombstone",
+    "AgendaItem", "Agency", "AgencyFlag", "ApiClient", "Assessment", "Assignment", "AuditCheckpoint", "AuditEntry",
+    "AuditHead", "AuditNode", "CaseAction", "ClockNotice", "CodeMapping", "EmergencyGrant", "EmergencyNotice",
+    "IdempotencyRecord", "JobLease", "LegalHold", "Meeting", "MinutesEntry", "Note", "PartnerDisclosure", "Referral",
+    "ReferralConcern", "ServiceMarker", "StatusChange", "Subject", "SubjectIdentifier", "Tombstone",
 ]

@@ -62,6 +62,8 @@ TAGS: list[dict[str, Any]] = [
     {"name": "erasure", "description": "Erasure of a person's records (crypto-shredding), refused under legal "
                                        "hold."},
     {"name": "legal-holds", "description": "Legal holds that keep records past their retention date."},
+    {"name": "meetings", "description": "The case conference: meetings and agendas proposed from the network's "
+                                        "protocol, invitations per item, minutes and decisions, actions."},
 ]
 
 ERROR_ITEM: dict[str, Any] = {

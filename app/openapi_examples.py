@@ -57,6 +57,21 @@ NOTE_OUT: dict[str, Any] = {
     "supersedes": None, "superseded_by": None, "created_at": TIME,
 }
 
+MEETING_ID = "mtg_q0RmV2x4bEz9TcUu"
+MEETING_OUT: dict[str, Any] = {
+    "id": MEETING_ID, "network": "demo-city", "kind": "regular", "scheduled_for": "2026-03-09T10:00:00+00:00",
+    "status": "scheduled", "chair": "city-municipality", "closed_at": None,
+    "agenda": [{"number": 1, "referral_id": REFERRAL_ID, "reason": "newly_triaged",
+                "invited": ["city-social-services", "school-north"], "attended": None, "decision": None}],
+}
+ACTION_OUT: dict[str, Any] = {
+    "id": "act_Jd8QwZ0kLr1sVb3N", "referral_id": REFERRAL_ID, "meeting_id": MEETING_ID, "number": 1,
+    "description": "Home visit with the family.", "owner_agency": "city-social-services", "due_on": "2026-03-16",
+    "status": "open", "completion_note": None, "created_at": TIME, "updated_at": TIME,
+}
+ACTION_RECEIPT = {"id": "act_Jd8QwZ0kLr1sVb3N", "referral_id": REFERRAL_ID, "owner_agency": "city-social-services",
+                  "due_on": "2026-03-16", "status": "open"}
+
 REQUEST_EXAMPLES: dict[str, Any] = {
     "issue_token": {"grant_type": "client_credentials", "client_id": "school-north-referrer",
                     "client_secret": "s3cr3t-from-the-operator"},
@@ -71,6 +86,14 @@ REQUEST_EXAMPLES: dict[str, Any] = {
     "reassess_referral": {"risk_level": "high", "intervention_type": "family_intervention",
                           "reason": "Threats to a classmate reported by the school on 2 December."},
     "create_note": {"classification": "shared", "text": "Met the family; mentoring starts next week."},
+    "schedule_meeting": {"scheduled_for": "2026-03-09T10:00:00+00:00", "kind": "regular", "propose_agenda": True},
+    "add_agenda_item": {"referral_id": REFERRAL_ID, "invited": ["city-social-services", "school-north"]},
+    "edit_agenda_item": {"attended": ["city-social-services"]},
+    "record_minutes": {"text": "The school and social services shared what they know; the panel accepts.",
+                       "decision": "accept"},
+    "create_action": {"description": "Home visit with the family.", "owner_agency": "city-social-services",
+                      "due_on": "2026-03-16", "meeting_id": MEETING_ID, "number": 1},
+    "update_action": {"status": "done", "note": "Visited on 12 March; the family engages."},
     "explain_decision": {"purpose": "safeguarding_assessment", "referral_id": REFERRAL_ID},
     "request_emergency_access": {"reason": "Credible threat reported tonight; the referring school is closed."},
     "review_emergency_grant": {"finding": "justified", "note": "Threat confirmed by police the same night."},
@@ -109,6 +132,25 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
     "get_worklist": {"network": "demo-city", "items": [{
         "referral_id": REFERRAL_ID, "kind": "triage_overdue", "due_since": "2026-03-03T09:00:00+00:00",
         "status": "submitted", "urgency": "immediate", "detail": "not triaged within PT24H (immediate)"}]},
+    "schedule_meeting": MEETING_OUT,
+    "add_agenda_item": MEETING_OUT,
+    "edit_agenda_item": MEETING_OUT,
+    "get_meeting": MEETING_OUT,
+    "list_meetings": {"items": [{k: MEETING_OUT[k] for k in ("id", "network", "kind", "scheduled_for", "status")}]},
+    "close_meeting": {"id": MEETING_ID, "status": "closed"},
+    "remove_agenda_item": {"id": MEETING_ID, "status": "scheduled"},
+    "record_minutes": {"id": 1, "meeting_id": MEETING_ID, "number": 1, "kind": "minutes", "decision": "accept",
+                       "at": "2026-03-09T10:40:00+00:00"},
+    "get_agenda_referral": REFERRAL_OUT,
+    "list_minutes": {"items": [{"meeting_id": MEETING_ID, "scheduled_for": "2026-03-09T10:00:00+00:00", "number": 1,
+                                "decision": "accept", "attended": ["city-social-services"],
+                                "entries": [{"id": 1, "kind": "minutes", "decision": "accept",
+                                             "by_agency": "city-municipality", "at": "2026-03-09T10:40:00+00:00",
+                                             "text": "The panel accepts; social services visit the family."}]}]},
+    "create_action": ACTION_RECEIPT,
+    "update_action": ACTION_RECEIPT | {"status": "done"},
+    "list_referral_actions": {"items": [ACTION_OUT]},
+    "list_my_actions": {"items": [ACTION_OUT | {"status": "overdue"}]},
     "create_note": NOTE_OUT,
     "list_notes": {"items": [NOTE_OUT], "next_cursor": None},
     "get_health": {"status": "ok"},

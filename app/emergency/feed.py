@@ -29,6 +29,7 @@ class _Timed(Protocol):
 
 
 Row = TypeVar("Row", bound=_Timed)
+Other = TypeVar("Other", bound=_Timed)
 
 
 def notices_for(
@@ -41,9 +42,9 @@ def notices_for(
     return repository.notices(session, principal.agency_id, coordinated, networks, after, limit)
 
 
-def merge(rows: Sequence[Row], notices: Sequence[EmergencyNotice], limit: int) -> list[Row | EmergencyNotice]:
+def merge(rows: Sequence[Row], notices: Sequence[Other], limit: int) -> list[Row | Other]:
     """The first `limit` of both, by time; each source stays in its own order, so each cursor is a prefix."""
-    merged: list[Row | EmergencyNotice] = []
+    merged: list[Row | Other] = []
     i = j = 0
     while len(merged) < limit and (i < len(rows) or j < len(notices)):
         if j >= len(notices) or (i < len(rows) and rows[i].at <= notices[j].at):

@@ -16,8 +16,11 @@ from app.access import JUSTIFICATION_MAX, PURPOSE_MAX
 from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Caller, CurrentPrincipal, Principal, TokenCaller, caller_of
 from app.emergency import feed as emergency_feed
+from app.emergency.models import EmergencyNotice
 from app.errors import Forbidden, NotFound
 from app.lean import LeanRoute, lean
+from app.meetings import feed as clock_feed
+from app.meetings.models import ClockNotice
 from app.pagination import DEFAULT_LIMIT, ISO_TIMESTAMP, Cursor, Limit
 from app.policy.vocabulary import EMERGENCY_PURPOSE
 from app.referrals import repository, service, snapshot, worklist
@@ -615,7 +618,8 @@ def list_events(
         referral = service.load(session, referral_id)
         grant = group[-1][1]
         items = [
-            (emergency_feed.item(r) if emergency_feed.is_notice(r) else
+            (emergency_feed.item(r) if isinstance(r, EmergencyNotice) else
+             clock_feed.item(r) if isinstance(r, ClockNotice) else
              EventOut(id=str(r.id), referral_id=r.referral_id, status=r.to_status, at=r.at,
                       # Who moved it, and from where, is the status history: only with that field.
                       from_status=r.from_status if "status_history" in g.fields else None,
@@ -626,12 +630,15 @@ def list_events(
         released.append(door.record_part(
             ctx, grant, {"items": items}, owner_agency=referral.referring_agency, subject_id=referral.subject_id,
             record_ids={"referral_id": referral_id,
-                        "event_ids": [r.id for r, _ in group if not emergency_feed.is_notice(r)],
+                        "event_ids": [r.id for r, _ in group
+                                      if not emergency_feed.is_notice(r) and not clock_feed.is_clock(r)],
+                        **clock_feed.refs([r for r, _ in group]),
                         **emergency_feed.refs([r for r, _ in group])},
             fields=sorted({"status", "outcome", "status_history"} & grant.fields),
         ))
     # The service's order: status changes and emergency entries merged by time.
-    order = {emergency_feed.feed_id(r): n for n, (r, _) in enumerate(rows)}
+    order = {clock_feed.feed_id(r) if isinstance(r, ClockNotice) else emergency_feed.feed_id(r): n
+             for n, (r, _) in enumerate(rows)}
 
     def feed(documents: list[dict[str, Any]]) -> dict[str, Any]:
         items = sorted((i for d in documents for i in d["items"]), key=lambda i: order[i["id"]])

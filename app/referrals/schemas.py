@@ -332,8 +332,9 @@ class Worklist(BaseModel):
     items: list[WorklistItem]
 
 
-# Granted through their own endpoint (GET /v1/referrals/{id}/assessments), never in the referral.
-HISTORY_FIELDS = frozenset({"assessments"})
+# Granted through their own endpoints (GET /v1/referrals/{id}/assessments, …/minutes, …/actions),
+# never in the referral.
+HISTORY_FIELDS = frozenset({"assessments", "minutes", "actions"})
 
 
 class StatusChangeOut(BaseModel):
@@ -433,11 +434,14 @@ class TransitionIn(BaseModel):
 
 class EventOut(BaseModel):
     id: str
-    kind: Literal["status", "emergency_access", "emergency_revoked"] = Field(
+    kind: Literal["status", "emergency_access", "emergency_revoked", "triage_overdue", "assignment_overdue",
+                  "review_due", "repeat_referral", "action_overdue"] = Field(
         "status",
         description="`status`: a lifecycle step. `emergency_access` / `emergency_revoked`: an agency broke the"
         " glass on the referral / an auditor revoked that grant; shown only to the referral's owner agency"
-        " and its network's coordinator.",
+        " and its network's coordinator. The others: the network's clock found it due (overdue triage or"
+        " assignment, a review after closure, a repeat referral, an action open past its due date); shown"
+        " only to the network's coordinator.",
     )
     referral_id: str
     from_status: str | None = Field(None, description="Only with a view that includes `status_history`.")
@@ -448,6 +452,7 @@ class EventOut(BaseModel):
     grant_id: str | None = Field(None, description="Emergency entries: the grant.")
     agency_id: str | None = Field(None, description="Emergency entries: the agency that holds the grant.")
     expires_at: datetime | None = Field(None, description="Emergency entries: when the grant ends.")
+    due_since: datetime | None = Field(None, description="Clock entries: when it fell due.")
 
 
 class EventPage(BaseModel):

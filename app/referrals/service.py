@@ -27,6 +27,8 @@ from app.errors import (
     NotFound,
     PreconditionFailed,
 )
+from app.meetings import feed as clock_feed
+from app.meetings.models import ClockNotice
 from app.pagination import decode_cursor, encode_cursor
 from app.policy.model import DEFAULT_PROTOCOL
 from app.policy.policy_set import PolicySet
@@ -787,13 +789,15 @@ def _check_transition_data(
 def events_page(
     session: Session, principal: Principal, purpose: str, after: str | None, limit: int,
     policies: PolicySet, today: date,
-) -> tuple[list[tuple[StatusChange | EmergencyNotice, access.Grant]], str]:
-    """Status changes of referrals the caller may follow, and emergency grants on the referrals it owns
-    or coordinates (app/emergency/feed.py), oldest first; a cursor that keeps its place in both."""
+) -> tuple[list[tuple[StatusChange | EmergencyNotice | ClockNotice, access.Grant]], str]:
+    """Status changes of referrals the caller may follow, emergency grants on the referrals it owns or
+    coordinates (app/emergency/feed.py) and the clocks' notices of the networks it coordinates
+    (app/meetings/feed.py), oldest first; a cursor that keeps its place in each."""
     position = decode_cursor(after)
     try:
         start = int(position.get("e", 0)) if position else 0
         notices_start = int(position.get("n", 0)) if position else 0
+        clock_start = int(position.get("c", 0)) if position else 0
     except (TypeError, ValueError):
         raise BadRequest("The cursor is not one this service issued.", slug="invalid-cursor") from None
     scope = access.scope(policies, principal, purpose, "referral", today)
@@ -802,7 +806,8 @@ def events_page(
     searchable = (scope.relation_free or scope.relations) and networks
     rows = list(repository.events(session, agency, start, limit, networks)) if searchable else []
     notices = emergency_feed.notices_for(session, policies, principal, networks, notices_start, limit)
-    merged = emergency_feed.merge(rows, notices, limit)
+    clocks = clock_feed.notices_for(session, policies, principal, networks, clock_start, limit)
+    merged = emergency_feed.merge(rows, emergency_feed.merge(notices, clocks, limit), limit)
     referrals: dict[str, Referral] = {}
     visible = []
     for row in merged:
@@ -811,8 +816,10 @@ def events_page(
         decision = access.decide_referral(policies, principal, referral, purpose, None, today)
         if decision.permit and "status" in decision.fields:
             visible.append((row, access.grant_for(decision, principal, referral.referring_agency, purpose)))
-    last = max((r.id for r in merged if not emergency_feed.is_notice(r)), default=start)
+    steps = [r for r in merged if not emergency_feed.is_notice(r) and not clock_feed.is_clock(r)]
+    last = max((r.id for r in steps), default=start)
     last_notice = max((r.id for r in merged if emergency_feed.is_notice(r)), default=notices_start)
-    return visible, encode_cursor({"e": last, "n": last_notice})
+    last_clock = max((r.id for r in merged if clock_feed.is_clock(r)), default=clock_start)
+    return visible, encode_cursor({"e": last, "n": last_notice, "c": last_clock})
 
 

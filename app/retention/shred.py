@@ -27,6 +27,7 @@ from app.audit.events import AuditEvent, EventType
 from app.audit.service import AuditLog
 from app.emergency.models import EmergencyGrant
 from app.idempotency import IdempotencyRecord
+from app.meetings.models import AgendaItem, CaseAction, ClockNotice, MinutesEntry
 from app.notes.models import Note
 from app.partners.models import PartnerDisclosure
 from app.referrals.models import Assessment, Assignment, Referral, ReferralConcern, StatusChange
@@ -201,7 +202,9 @@ def remove(
         session.execute(delete(Note).where(Note.referral_id.in_(referral_ids)))
         session.execute(delete(EmergencyGrant).where(EmergencyGrant.referral_id.in_(referral_ids)))
         session.execute(delete(LegalHold).where(LegalHold.referral_id.in_(referral_ids)))
-        for child in (ReferralConcern, StatusChange, Assignment, Assessment):
+        # A meeting keeps its other items; this person's item, minutes, actions and notices go.
+        for child in (ReferralConcern, StatusChange, Assignment, Assessment, MinutesEntry, CaseAction, ClockNotice,
+                      AgendaItem):
             session.execute(delete(child).where(child.referral_id.in_(referral_ids)))
         session.execute(delete(Referral).where(Referral.id.in_(referral_ids)))
     subject_gone = False

@@ -1,0 +1,1 @@
+"""The case conference: meetings and their agendas, minutes and decisions, actions, and the clocks."""
