@@ -179,7 +179,7 @@ class TestAgreementsInForce:
     ) -> None:
         items = app_client.get("/v1/agreements", headers=auth("youth-ngo-reader")).json()["items"]
         assert [(a["id"], a["version"], a["review_by"], a["in_force"]) for a in items] == [
-            ("demo-city", 2, "2027-06-30", True), ("demo-town", 1, "2027-06-30", True),
+            ("demo-city", 3, "2027-06-30", True), ("demo-town", 1, "2027-06-30", True),
             ("national-statistics", 1, "2027-06-30", True)]
         assert len(items[0]["content_hash"]) == 64
         assert app_client.get("/v1/agreements").status_code == 401

@@ -97,19 +97,19 @@ class TestReload:
         admin = headers("municipality-operator")
         path = policies_copy / "demo-city.yaml"
         original = path.read_text()
-        path.write_text(original.replace("version: 2", "version: 3", 1))
+        path.write_text(original.replace("version: 3", "version: 4", 1))
         report = reloading_client.post("/v1/admin/agreements/reload", headers=admin).json()
-        assert report["in_force"] == ["demo-city@v3", "demo-town@v1", "national-statistics@v1"]
+        assert report["in_force"] == ["demo-city@v4", "demo-town@v1", "national-statistics@v1"]
         assert report["errors"] == []
         path.write_text(
-            original.replace("version: 2", "version: 4", 1).replace("legal_basis: public_task", "legal_basis: whim", 1)
+            original.replace("version: 3", "version: 5", 1).replace("legal_basis: public_task", "legal_basis: whim", 1)
         )
         broken = reloading_client.post("/v1/admin/agreements/reload", headers=admin).json()
-        assert broken["in_force"] == ["demo-city@v3", "demo-town@v1", "national-statistics@v1"]
+        assert broken["in_force"] == ["demo-city@v4", "demo-town@v1", "national-statistics@v1"]
         assert broken["errors"][0]["file"].endswith("demo-city.yaml") and broken["errors"][0]["line"] > 0
         assert "legal_basis" in broken["errors"][0]["path"] and "public_task" in broken["errors"][0]["reason"]
         listed = reloading_client.get("/v1/agreements", headers=headers(COORDINATOR)).json()["items"]
-        assert listed[0]["version"] == 3
+        assert listed[0]["version"] == 4
 
     def test_the_watcher_notices_a_changed_folder(self, reloading_client: TestClient, policies_copy: Path) -> None:
         from app.agreements.watcher import PolicyWatcher
@@ -118,7 +118,7 @@ class TestReload:
         watcher = PolicyWatcher(state, interval=0)
         assert watcher.poll() is False
         path = policies_copy / "demo-city.yaml"
-        path.write_text(path.read_text().replace("version: 2", "version: 7", 1))
+        path.write_text(path.read_text().replace("version: 3", "version: 7", 1))
         assert watcher.poll() is True
         assert state.policies.current.get("demo-city").version == 7
 

@@ -15,9 +15,10 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from bola.oracle import EMERGENCY, Caller, Oracle, Rec
+from bola.oracle import CONFERENCE, EMERGENCY, Action, AgendaItem, Caller, Meeting, Oracle, Rec
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import bindparam, text
@@ -75,6 +76,34 @@ R_ENTRIES = "GET /v1/audit/entries"
 R_EXPORT = "GET /v1/audit/export"
 R_FLAGS = "GET /v1/audit/flagged-agencies"
 R_CLEAR = "POST /v1/audit/flagged-agencies/{flag_id}/clear"
+# The case conference (app/meetings/router.py).
+R_SCHEDULE = "POST /v1/networks/{network_id}/meetings"
+R_MEETINGS = "GET /v1/networks/{network_id}/meetings"
+R_MEETING = "GET /v1/meetings/{meeting_id}"
+R_ITEM_ADD = "POST /v1/meetings/{meeting_id}/items"
+R_ITEM_EDIT = "PATCH /v1/meetings/{meeting_id}/items/{number}"
+R_ITEM_REMOVE = "DELETE /v1/meetings/{meeting_id}/items/{number}"
+R_MINUTES_POST = "POST /v1/meetings/{meeting_id}/items/{number}/minutes"
+R_CLOSE = "POST /v1/meetings/{meeting_id}/close"
+R_AGENDA_REFERRAL = "GET /v1/meetings/{meeting_id}/items/{number}/referral"
+R_MINUTES = "GET /v1/referrals/{referral_id}/minutes"
+R_ACTION_CREATE = "POST /v1/referrals/{referral_id}/actions"
+R_ACTION_STATUS = "POST /v1/actions/{action_id}/status"
+R_ACTIONS = "GET /v1/referrals/{referral_id}/actions"
+R_MY_ACTIONS = "GET /v1/actions"
+CONFERENCE_ROUTES = frozenset({
+    R_SCHEDULE, R_MEETINGS, R_MEETING, R_ITEM_ADD, R_ITEM_EDIT, R_ITEM_REMOVE, R_MINUTES_POST, R_CLOSE,
+    R_AGENDA_REFERRAL, R_MINUTES, R_ACTION_CREATE, R_ACTION_STATUS, R_ACTIONS, R_MY_ACTIONS,
+})
+# What the case conference's answers are made of (app/meetings/schemas.py): anything else is beyond them.
+MEETING_FIELDS = frozenset({"id", "network", "kind", "scheduled_for", "status", "chair", "closed_at", "agenda"})
+AGENDA_ITEM_FIELDS = frozenset({"number", "referral_id", "reason", "invited", "attended", "decision"})
+MEETING_SUMMARY_FIELDS = frozenset({"id", "network", "kind", "scheduled_for", "status"})
+MINUTES_RECEIPT = frozenset({"id", "meeting_id", "number", "kind", "decision", "at"})
+MINUTES_ITEM_FIELDS = frozenset({"meeting_id", "scheduled_for", "number", "decision", "attended", "entries"})
+ACTION_RECEIPT = frozenset({"id", "referral_id", "owner_agency", "due_on", "status"})
+ACTION_FIELDS = ACTION_RECEIPT | {"meeting_id", "number", "description", "completion_note", "created_at",
+                                  "updated_at"}
 
 # Audit routes with log contents (case data) and those with hashes and keys only.
 AUDIT_DATA = {R_ENTRIES: "/v1/audit/entries?limit=5", R_EXPORT: "/v1/audit/export",
@@ -88,6 +117,7 @@ COVERED = frozenset({
     R_GET, R_LIST, R_CREATE, R_TRANSITION, R_CONSENT, R_REASSESS, R_ASSESSMENTS, R_EVENTS, R_NOTES_POST,
     R_NOTES_GET, R_REPORT, R_SUMMARIES, R_STATISTICS, R_EMERGENCY, R_GRANTS, R_REVIEW, R_ERASE, R_ADMIN_HOLDS,
     R_ADMIN_HOLD, R_ADMIN_LIFT, R_WORKLIST, R_HOLDS, R_HOLD, R_LIFT, R_CLEAR, *AUDIT_DATA, *AUDIT_PLAIN,
+    *CONFERENCE_ROUTES,
 })
 # Routes that carry no case data at all (service plumbing, catalogues, agency administration).
 NO_CASE_DATA = frozenset({
@@ -198,6 +228,9 @@ class Matrix:
         self.submitted: dict[str, dict[str, Any]] = {}  # label -> body posted
         self.by_rid: dict[str, dict[str, Any]] = {}  # referral id -> body posted
         self.seeded: list[str] = []  # the labels every client reads and changes
+        self.meetings: dict[str, Meeting] = {}  # meeting id -> as the matrix made it
+        self.meeting_labels: dict[str, str] = {}
+        self.actions: dict[str, Action] = {}  # action id -> as the matrix set it
         self._n = 0
         self._lock = threading.Lock()
         self._elapsed: dict[str, float] = {}
@@ -426,6 +459,8 @@ class Matrix:
                 if self.status_leaks[cell.route] <= 2:
                     self.observations.append(f"a refusal names the record's status: {cell.route} {cell.where()}"
                                              f" {response.text[:160]}")
+        if response is not None and cell.status >= 400 and rid in self.recs:
+            self.judge_refusal(cell, rid, response)
         if cell.status >= 300:
             if allowed and cell.status in (401, 403):
                 self.refused_permitted.append(f"{cell.route}: {cell.where()} ({why})")
@@ -433,6 +468,31 @@ class Matrix:
         if not allowed:
             cell.unauthorized.append(f"change forbidden: {why}")
         cell.log_ids = {rid} if rid else set()
+
+    def judge_refusal(self, cell: Cell, rid: str, response: Response) -> None:
+        """A refusal's problem document names the person (`subject.id`) or the referring agency only to a
+        caller some purpose grants them to: a refusal is no way round the agreements."""
+        caller, rec = self.caller(cell.client), self.recs[rid]
+        try:
+            problem = response.json()
+        except ValueError:
+            return
+        if not isinstance(problem, Mapping):
+            return
+        granted = frozenset().union(
+            *(self.oracle.referral_bound(caller, rec, p) for p in self.oracle.all_purposes()),
+            *(self.oracle.agenda_bound(caller, meeting, item, rec, CONFERENCE)  # through an agenda item
+              for meeting in self.meetings.values() for item in meeting.items.values() if item.referral_id == rid),
+        )
+        extensions = set(_strings({k: v for k, v in problem.items() if k not in ("type", "title", "detail",
+                                                                                   "instance", "request_id")}))
+        label = self.label(rid)
+        if rec.subject_id and "subject.id" not in granted and (
+            rec.subject_id in extensions or rec.subject_id in str(problem.get("detail", ""))
+        ):
+            cell.beyond.append(f"{label}:subject.id in a {cell.status} refusal")
+        if rec.owner != caller.agency and "referring_agency" not in granted and rec.owner in extensions:
+            cell.beyond.append(f"{label}:referring_agency in a {cell.status} refusal")
 
     # -- the read routes ---------------------------------------------------------------------
 
@@ -876,6 +936,440 @@ class Matrix:
         rec = self.recs.get(self.flag_referrals.get(flag_id, ""))
         allowed = self.oracle.may_review(caller, rec) if rec else "auditor" in caller.roles
         self.judge_change(cell, allowed, None, f"a flag cleared by {caller.agency}")
+
+    # -- the case conference -------------------------------------------------------------------
+    # The matrix keeps its own account of the meetings and actions it made (what it sent, not
+    # what the service answers): the oracle judges every cell against that.
+
+    def meeting_label(self, meeting_id: str) -> str:
+        return self.meeting_labels.get(meeting_id, meeting_id)
+
+    def network_seat(self, caller: Caller, network: str) -> str:
+        if self.oracle.is_chair(caller, network):
+            return "chair"
+        declared = self.oracle.networks.get(network)
+        member = declared is not None and caller.agency in declared.members
+        return "uninvited" if member or self.oracle.party_in_force(caller, network) else "foreign-network"
+
+    def seat(self, caller: Caller, meeting: Meeting, item: AgendaItem | None = None) -> str:
+        """A meeting cell's kind: the caller's place at the meeting (or at one of its items)."""
+        place = self.network_seat(caller, meeting.network)
+        items = [item] if item is not None else list(meeting.items.values())
+        if place == "uninvited" and any(caller.agency in i.invited for i in items):
+            return "invited"
+        return place
+
+    def meeting_body(self, items: Iterable[tuple[str, Iterable[str]]]) -> dict[str, Any]:
+        """A meeting a week ahead of the app's clock, its agenda as given (nothing proposed)."""
+        when = (self.state.clock() + timedelta(days=7)).replace(microsecond=0)
+        return {"scheduled_for": when.isoformat(), "propose_agenda": False,
+                "items": [{"referral_id": rid, "invited": sorted(invited)} for rid, invited in items]}
+
+    def track_meeting(self, meeting_id: str, network: str, items: list[dict[str, Any]],
+                      label: str | None = None) -> Meeting:
+        meeting = Meeting(meeting_id, network, True, {
+            number: AgendaItem(number, i["referral_id"], frozenset(i["invited"]))
+            for number, i in enumerate(items, 1)
+        })
+        with self._lock:
+            self.meetings[meeting_id] = meeting
+            self.meeting_labels[meeting_id] = label or f"{network}-meeting-{len(self.meetings)}"
+        return meeting
+
+    def action_body(self, owner: str, meeting: Meeting | None = None, number: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"description": "Matrix action marker 44", "owner_agency": owner,
+                                "due_on": (self.state.clock() + timedelta(days=30)).date().isoformat()}
+        if meeting is not None:
+            body |= {"meeting_id": meeting.id, "number": number}
+        return body
+
+    # seeding (through the public API, as the chair and the case's agencies would)
+
+    def seed_meeting(self, label: str, client_id: str, network: str,
+                     items: list[tuple[str, list[str]]]) -> Meeting:
+        body = self.meeting_body((self.labels[name], invited) for name, invited in items)
+        response, _ = self.request("POST", f"/v1/networks/{network}/meetings", client_id, json_body=body)
+        assert response.status_code == 201, f"seeding {label}: {response.status_code} {response.text}"
+        return self.track_meeting(response.json()["id"], network, body["items"], label)
+
+    def seed_minutes(self, meeting: Meeting, number: int, client_id: str) -> None:
+        response, _ = self.request("POST", f"/v1/meetings/{meeting.id}/items/{number}/minutes", client_id,
+                                   json_body={"text": f"Matrix minutes marker {self.meeting_label(meeting.id)}"})
+        assert response.status_code == 201, f"seeding minutes of {self.meeting_label(meeting.id)}: {response.text}"
+
+    def seed_close(self, meeting: Meeting, client_id: str) -> None:
+        response, _ = self.request("POST", f"/v1/meetings/{meeting.id}/close", client_id)
+        assert response.status_code == 200, f"closing {self.meeting_label(meeting.id)}: {response.text}"
+        meeting.open = False
+
+    def seed_action(self, label: str, client_id: str, owner: str, meeting: Meeting | None = None,
+                    number: int | None = None) -> Action:
+        rid = self.labels[label]
+        response, _ = self.request("POST", f"/v1/referrals/{rid}/actions", client_id,
+                                   json_body=self.action_body(owner, meeting, number))
+        assert response.status_code == 201, f"seeding an action on {label}: {response.text}"
+        action = Action(response.json()["id"], rid, self.recs[rid].network, owner)
+        self.actions[action.id] = action
+        return action
+
+    # judging
+
+    @staticmethod
+    def history_purpose(purpose: str) -> bool:
+        """Minutes and actions are read for an ordinary purpose (never `emergency`)."""
+        return purpose not in (NONE, BOGUS, EMERGENCY)
+
+    def history_bound(self, caller: Caller, rec: Rec, purpose: str) -> frozenset[str]:
+        return self.oracle.referral_bound(caller, rec, purpose) if self.history_purpose(purpose) else frozenset()
+
+    def shown_items(self, caller: Caller, meeting: Meeting, purpose: str) -> set[int]:
+        """The item numbers the oracle lets the caller see on the agenda."""
+        return {n for n, item in meeting.items.items()
+                if self.oracle.agenda_bound(caller, meeting, item, self.recs.get(item.referral_id)
+                                            or self.refresh(item.referral_id), purpose)}
+
+    def judge_agenda(self, cell: Cell, caller: Caller, meeting: Meeting, purpose: str,
+                     document: Mapping[str, Any]) -> set[str]:
+        """A meeting document (a read, or a write's reply): only items the caller sits at and its
+        agreements grant for the conference.  Returns the referrals it names."""
+        name = self.meeting_label(meeting.id)
+        cell.beyond += [f"{name}:meeting.{k}" for k in sorted(set(document) - MEETING_FIELDS)]
+        if document.get("id") != meeting.id or document.get("network") != meeting.network:
+            cell.beyond.append(f"{name}: answered as {document.get('id')} of {document.get('network')}")
+        listed: set[str] = set()
+        for entry in document.get("agenda") or ():
+            number, rid = entry.get("number"), entry.get("referral_id")
+            item = meeting.items.get(number)
+            if item is None or item.referral_id != rid:
+                cell.unauthorized.append(f"{name}: item {number} ({self.label(str(rid))}) is not on its agenda")
+                continue
+            listed.add(rid)
+            rec = self.recs.get(rid) or self.refresh(rid)
+            if not self.oracle.agenda_bound(caller, meeting, item, rec, purpose):
+                cell.unauthorized.append(f"{self.label(rid)}: item {number} of {name} shown to {caller.agency}")
+            cell.beyond += [f"{self.label(rid)}:agenda.{k}" for k in sorted(set(entry) - AGENDA_ITEM_FIELDS)]
+        return listed
+
+    def judge_meeting_reply(self, cell: Cell, caller: Caller, meeting: Meeting, purpose: str,
+                            response: Response, receipt: frozenset[str] = WRITE_REPLY_BASE) -> None:
+        """A permitted (or wrongly permitted) meeting write: its entry names the meeting, and what
+        its reply shows of the agenda is judged like a read; else the reply is a receipt."""
+        document = response.json()
+        cell.log_ids = (cell.log_ids or set()) | {meeting.id}
+        if "agenda" in document:
+            cell.log_ids |= self.judge_agenda(cell, caller, meeting, purpose, document)
+        else:
+            cell.beyond += [f"{self.meeting_label(meeting.id)}:reply.{k}" for k in sorted(set(document) - receipt)]
+
+    # the reads
+
+    def get_meeting(self, client_id: str, meeting: Meeting, purpose: str) -> None:
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", f"/v1/meetings/{meeting.id}", client_id, purpose)
+        cell = self.cell(R_MEETING, client_id, response, request_id, record=self.meeting_label(meeting.id),
+                         kind=self.seat(caller, meeting), purpose=purpose)
+        shown = self.shown_items(caller, meeting, purpose)
+        if response.status_code == 403 and shown:
+            self.refused_read(cell)
+        if response.status_code != 200:
+            return
+        if purpose != CONFERENCE or not self.oracle.seated(caller, meeting):
+            cell.unauthorized.append(f"{self.meeting_label(meeting.id)} answered to {caller.agency}, at none "
+                                     f"of its items (or not for {CONFERENCE})")
+        document = response.json()
+        listed = self.judge_agenda(cell, caller, meeting, purpose, document)
+        numbers = {e.get("number") for e in document.get("agenda") or ()}
+        if shown - numbers:
+            self.refused_read(cell)
+        if listed:
+            cell.log_ids = listed
+
+    def get_agenda_referral(self, client_id: str, meeting: Meeting, number: int, purpose: str,
+                            view: str | None = None) -> None:
+        """An item's referral through the meeting: the oracle's bound for `case_conference` with
+        `invited` while the meeting is open, for the chair and the agencies invited to the item."""
+        caller = self.caller(client_id)
+        item = meeting.items[number]
+        rec = self.recs[item.referral_id]
+        url = f"/v1/meetings/{meeting.id}/items/{number}/referral" + (f"?view={view}" if view else "")
+        response, request_id = self.request("GET", url, client_id, purpose)
+        record = f"{self.meeting_label(meeting.id)}#{number} {self.label(rec.id)}" + (f" ?view={view}" if view else "")
+        cell = self.cell(R_AGENDA_REFERRAL, client_id, response, request_id, record=record,
+                         kind=self.seat(caller, meeting, item), purpose=purpose)
+        bound = self.oracle.agenda_bound(caller, meeting, item, rec, purpose)
+        if response.status_code == 200 and self.judge_document(
+            cell, caller, rec, response.json(), bound, frozenset({"id"})
+        ):
+            cell.log_ids = {rec.id}
+        if response.status_code == 403 and bound and not view:
+            self.refused_read(cell)
+
+    def list_meetings(self, client_id: str, network: str) -> None:
+        """Ids, kinds, times and statuses (nothing of the cases, so no entry is needed): every meeting
+        of the network to its chair, else those the caller is invited to an item of."""
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", f"/v1/networks/{network}/meetings?limit=200", client_id)
+        cell = self.cell(R_MEETINGS, client_id, response, request_id, record=network,
+                         kind=self.network_seat(caller, network))
+        allowed = self.oracle.meetings_listed(caller, network, list(self.meetings.values()))
+        if response.status_code == 403 and allowed:
+            self.refused_read(cell)
+        if response.status_code != 200:
+            return
+        if allowed is None:
+            cell.unauthorized.append(f"the meetings of {network} to a caller no party to it")
+            return
+        items = response.json().get("items", [])
+        for entry in items:
+            known = self.meetings.get(entry.get("id"))
+            name = self.meeting_label(str(entry.get("id")))
+            if known is not None and known.network != network:
+                cell.beyond.append(f"{name} of {known.network} listed for {network}")
+            elif entry.get("id") not in allowed:
+                cell.unauthorized.append(f"{name} listed to {caller.agency}, invited to none of its items")
+            cell.beyond += [f"{name}:{k}" for k in sorted(set(entry) - MEETING_SUMMARY_FIELDS)]
+        if allowed - {e.get("id") for e in items}:
+            self.refused_read(cell)
+
+    def list_minutes(self, client_id: str, rec: Rec, purpose: str) -> None:
+        """A referral's minutes: a read of the field `minutes` for the purpose stated."""
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", f"/v1/referrals/{rec.id}/minutes", client_id, purpose)
+        cell = self.cell(R_MINUTES, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        granted = "minutes" in self.history_bound(caller, rec, purpose)
+        if response.status_code == 403 and granted:
+            self.refused_read(cell)
+        if response.status_code != 200:
+            return
+        cell.log_ids = {rec.id}
+        if not granted:
+            cell.unauthorized.append(f"{self.label(rec.id)}: minutes without a view that includes them")
+        for entry in response.json().get("items", []):
+            meeting = self.meetings.get(entry.get("meeting_id"))
+            item = meeting.items.get(entry.get("number")) if meeting else None
+            if item is None or item.referral_id != rec.id:
+                cell.unauthorized.append(f"{self.label(rec.id)}: minutes of item {entry.get('number')} of "
+                                         f"{self.meeting_label(str(entry.get('meeting_id')))}, not this referral's")
+            cell.beyond += [f"{self.label(rec.id)}:minutes.{k}" for k in sorted(set(entry) - MINUTES_ITEM_FIELDS)]
+
+    def list_referral_actions(self, client_id: str, rec: Rec, purpose: str) -> None:
+        """All of a referral's actions with the field `actions`; else, with any grant, its own."""
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", f"/v1/referrals/{rec.id}/actions", client_id, purpose)
+        cell = self.cell(R_ACTIONS, client_id, response, request_id, record=self.label(rec.id),
+                         kind=self.kind(caller, rec), purpose=purpose)
+        bound = self.history_bound(caller, rec, purpose)
+        if response.status_code == 403 and bound:
+            self.refused_read(cell)
+        if response.status_code != 200:
+            return
+        cell.log_ids = {rec.id}
+        if not bound:
+            cell.unauthorized.append(f"{self.label(rec.id)}: actions of a referral not granted for {purpose}")
+            return
+        for entry in response.json().get("items", []):
+            action = self.actions.get(entry.get("id")) or Action(
+                str(entry.get("id")), str(entry.get("referral_id")), rec.network, str(entry.get("owner_agency")))
+            if action.referral_id != rec.id or entry.get("referral_id") != rec.id:
+                cell.unauthorized.append(f"{self.label(rec.id)}: an action of {self.label(action.referral_id)}")
+            elif not self.oracle.action_readable(caller, rec, action, purpose):
+                cell.unauthorized.append(f"{self.label(rec.id)}: {action.owner}'s action without `actions`")
+            cell.beyond += [f"{self.label(rec.id)}:action.{k}" for k in sorted(set(entry) - ACTION_FIELDS)]
+
+    def list_my_actions(self, client_id: str, purpose: str, state: str = "all") -> None:
+        """The caller's agency's actions, each on a referral granted to it for the purpose stated."""
+        caller = self.caller(client_id)
+        response, request_id = self.request("GET", f"/v1/actions?state={state}&limit=200", client_id, purpose)
+        cell = self.cell(R_MY_ACTIONS, client_id, response, request_id, record=f"state={state}", purpose=purpose)
+        mine = [a for a in self.actions.values() if a.owner == caller.agency and (state == "all" or a.status == "open")
+                and a.referral_id in self.recs and self.history_bound(caller, self.recs[a.referral_id], purpose)]
+        if response.status_code == 403 and mine:
+            self.refused_read(cell)
+        if response.status_code != 200:
+            return
+        carried: set[str] = set()
+        for entry in response.json().get("items", []):
+            action = self.actions.get(entry.get("id"))
+            owner = action.owner if action else entry.get("owner_agency")
+            rid = action.referral_id if action else str(entry.get("referral_id"))
+            rec = self.recs.get(rid) or self.refresh(rid)
+            carried.add(rid)
+            if owner != caller.agency or entry.get("referral_id") != rid:
+                cell.unauthorized.append(f"{self.label(rid)}: {owner}'s action listed to {caller.agency}")
+            elif not self.history_bound(caller, rec, purpose):
+                cell.unauthorized.append(f"{self.label(rid)}: an action on a referral not granted for {purpose}")
+            cell.beyond += [f"{self.label(rid)}:action.{k}" for k in sorted(set(entry) - ACTION_FIELDS)]
+        if carried:
+            cell.log_ids = carried
+
+    # the chair's writes
+
+    def _chair_write(
+        self, route: str, method: str, url: str, client_id: str, network: str, purpose: str,
+        body: Any, record: str, kind: str, why: str, send_permitted: bool, holds: bool = True,
+    ) -> tuple[Response, Cell] | None:
+        """`holds`: the agenda it would leave holds (the network's referrals, its members invited)."""
+        caller = self.caller(client_id)
+        allowed = self.oracle.may_chair(caller, network) and holds
+        if allowed and not send_permitted:
+            self.skipped[route] += 1
+            return None
+        response, request_id = self.request(method, url, client_id, purpose, json_body=body)
+        cell = self.cell(route, client_id, response, request_id, record=record, kind=kind, purpose=purpose)
+        self.judge_change(cell, allowed, None, f"{why} by {caller.agency}")
+        return response, cell
+
+    def schedule(self, client_id: str, network: str, purpose: str, items: list[tuple[str, list[str]]], *,
+                 label: str | None = None, send_permitted: bool = True) -> Meeting | None:
+        caller = self.caller(client_id)
+        body = self.meeting_body(items)
+        record = f"{network} meeting" + (f" ({', '.join(self.label(rid) for rid, _ in items)})" if items else "")
+        holds = self.oracle.agenda_holds(network, [self.recs[rid] for rid, _ in items],
+                                         [a for _, invited in items for a in invited])
+        sent = self._chair_write(R_SCHEDULE, "POST", f"/v1/networks/{network}/meetings", client_id, network, purpose,
+                                 body, record, self.network_seat(caller, network), "a meeting scheduled",
+                                 send_permitted, holds)
+        if sent is None or sent[0].status_code >= 300:
+            return None
+        response, cell = sent
+        meeting = self.track_meeting(response.json()["id"], network, body["items"], label)
+        cell.log_ids = {rid for rid, _ in items}
+        self.judge_meeting_reply(cell, caller, meeting, purpose, response)
+        return meeting
+
+    def add_item(self, client_id: str, meeting: Meeting, rid: str, invited: list[str], purpose: str, *,
+                 send_permitted: bool = False) -> Response | None:
+        caller = self.caller(client_id)
+        body = {"referral_id": rid, "invited": sorted(invited)}
+        record = f"{self.meeting_label(meeting.id)} +{self.label(rid)}"
+        sent = self._chair_write(R_ITEM_ADD, "POST", f"/v1/meetings/{meeting.id}/items", client_id, meeting.network,
+                                 purpose, body, record, self.seat(caller, meeting), "an agenda item added",
+                                 send_permitted, self.oracle.agenda_holds(meeting.network, [self.recs[rid]], invited))
+        if sent is None:
+            return None
+        response, cell = sent
+        if response.status_code < 300:
+            number = max(meeting.items, default=0) + 1  # the next number; removed ones' numbers stay gone
+            meeting.items[number] = AgendaItem(number, rid, frozenset(invited))
+            cell.log_ids = {rid}
+            self.judge_meeting_reply(cell, caller, meeting, purpose, response)
+        return response
+
+    def edit_item(self, client_id: str, meeting: Meeting, number: int, body: dict[str, Any], purpose: str, *,
+                  send_permitted: bool = False) -> Response | None:
+        caller = self.caller(client_id)
+        item = meeting.items[number]
+        record = f"{self.meeting_label(meeting.id)}#{number} {self.label(item.referral_id)}"
+        sent = self._chair_write(R_ITEM_EDIT, "PATCH", f"/v1/meetings/{meeting.id}/items/{number}", client_id,
+                                 meeting.network, purpose, body, record, self.seat(caller, meeting, item),
+                                 "an agenda item changed", send_permitted,
+                                 self.oracle.agenda_holds(meeting.network, [], body.get("invited") or ()))
+        if sent is None:
+            return None
+        response, cell = sent
+        if response.status_code < 300:
+            if body.get("invited") is not None:
+                item.invited = frozenset(body["invited"])
+            cell.log_ids = {item.referral_id}
+            self.judge_meeting_reply(cell, caller, meeting, purpose, response)
+        return response
+
+    def remove_item(self, client_id: str, meeting: Meeting, number: int, purpose: str, *,
+                    send_permitted: bool = False) -> Response | None:
+        caller = self.caller(client_id)
+        item = meeting.items[number]
+        record = f"{self.meeting_label(meeting.id)}#{number} {self.label(item.referral_id)}"
+        sent = self._chair_write(R_ITEM_REMOVE, "DELETE", f"/v1/meetings/{meeting.id}/items/{number}", client_id,
+                                 meeting.network, purpose, None, record, self.seat(caller, meeting, item),
+                                 "an agenda item removed", send_permitted)
+        if sent is None:
+            return None
+        response, cell = sent
+        if response.status_code < 300:
+            del meeting.items[number]
+            cell.log_ids = {item.referral_id}
+            self.judge_meeting_reply(cell, caller, meeting, purpose, response)
+        return response
+
+    def record_minutes(self, client_id: str, meeting: Meeting, number: int, purpose: str, *,
+                       decision: str | None = None, send_permitted: bool = False) -> Response | None:
+        caller = self.caller(client_id)
+        item = meeting.items[number]
+        body: dict[str, Any] = {"text": f"Matrix minutes marker by {client_id}"}
+        if decision is not None:
+            body["decision"] = decision
+        record = f"{self.meeting_label(meeting.id)}#{number} {self.label(item.referral_id)}" + (
+            f" ({decision})" if decision else "")
+        sent = self._chair_write(R_MINUTES_POST, "POST", f"/v1/meetings/{meeting.id}/items/{number}/minutes",
+                                 client_id, meeting.network, purpose, body, record, self.seat(caller, meeting, item),
+                                 "minutes recorded", send_permitted)
+        if sent is None:
+            return None
+        response, cell = sent
+        if response.status_code < 300:
+            self.refresh(item.referral_id)  # a decision may have moved it
+            cell.log_ids = {item.referral_id}
+            self.judge_meeting_reply(cell, caller, meeting, purpose, response, MINUTES_RECEIPT)
+        return response
+
+    def close_meeting(self, client_id: str, meeting: Meeting, purpose: str, *,
+                      send_permitted: bool = False) -> Response | None:
+        caller = self.caller(client_id)
+        sent = self._chair_write(R_CLOSE, "POST", f"/v1/meetings/{meeting.id}/close", client_id, meeting.network,
+                                 purpose, None, self.meeting_label(meeting.id), self.seat(caller, meeting),
+                                 "a meeting closed", send_permitted)
+        if sent is None:
+            return None
+        response, cell = sent
+        if response.status_code < 300:
+            meeting.open = False
+            self.judge_meeting_reply(cell, caller, meeting, purpose, response)
+        return response
+
+    # actions
+
+    def create_action(self, client_id: str, rec: Rec, purpose: str, *, owner: str | None = None,
+                      meeting: Meeting | None = None, number: int | None = None) -> Action | None:
+        """Set an action (owned by the caller's agency unless told): the chair, the referrer or an
+        assigned agency; harmless to the record, so permitted ones are sent too."""
+        caller = self.caller(client_id)
+        owner = owner or caller.agency
+        # The owner, a member of the record's network: else the action (and its text) would be another's.
+        allowed = self.oracle.may_set_action(caller, rec) and self.oracle.member_in_force(owner, rec.network)
+        response, request_id = self.request("POST", f"/v1/referrals/{rec.id}/actions", client_id, purpose,
+                                            json_body=self.action_body(owner, meeting, number))
+        cell = self.cell(R_ACTION_CREATE, client_id, response, request_id, record=f"{self.label(rec.id)} for {owner}",
+                         kind=self.kind(caller, rec), purpose=purpose)
+        self.judge_change(cell, allowed, rec.id, f"an action set by {caller.agency}", response)
+        if response.status_code >= 300:
+            return None
+        reply = response.json()
+        cell.beyond += [f"{self.label(rec.id)}:reply.{k}" for k in sorted(set(reply) - ACTION_RECEIPT)]
+        action = Action(reply["id"], rec.id, rec.network, owner)
+        self.actions[action.id] = action
+        return action
+
+    def update_action(self, client_id: str, action: Action, status: str, purpose: str, *, note: str | None = None,
+                      send_permitted: bool = True) -> Response | None:
+        """Its owner agency or the chair sets a status; cancelling is the chair's."""
+        caller = self.caller(client_id)
+        rec = self.recs[action.referral_id]
+        allowed = self.oracle.may_set_action_status(caller, action, status)
+        if allowed and not send_permitted:
+            self.skipped[R_ACTION_STATUS] += 1
+            return None
+        body: dict[str, Any] = {"status": status} | ({"note": note} if note else {})
+        response, request_id = self.request("POST", f"/v1/actions/{action.id}/status", client_id, purpose,
+                                            json_body=body)
+        cell = self.cell(R_ACTION_STATUS, client_id, response, request_id,
+                         record=f"{self.label(rec.id)} {action.owner}'s action→{status}", kind=self.kind(caller, rec),
+                         purpose=purpose)
+        self.judge_change(cell, allowed, rec.id, f"an action {status} by {caller.agency}", response)
+        if response.status_code < 300:
+            action.status = status
+            cell.beyond += [f"{self.label(rec.id)}:reply.{k}" for k in sorted(set(response.json()) - ACTION_RECEIPT)]
+        return response
 
     # -- the log -------------------------------------------------------------------------------
 

@@ -21,14 +21,16 @@ from bola.harness import (
     EMERGENCY,
     LIFECYCLE,
     NO_CASE_DATA,
+    NONE,
     R_LIST,
     R_SUMMARIES,
     TARGETS,
     Matrix,
     app_routes,
 )
-from bola.oracle import NOTE_CLASSIFICATIONS, Oracle
+from bola.oracle import CONFERENCE, NOTE_CLASSIFICATIONS, Meeting, Oracle
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from app.state import AppState
 
@@ -39,6 +41,10 @@ SCHOOL, HEALTH, POLICE, SOCIAL = (
 )
 TOWN_SCHOOL, TOWN_SOCIAL = "town-school-referrer", "town-social-caseworker"
 VIEWS = ("referral.full", "referral.case", "referral.summary", "referral.status")
+# A referral of each network on no seeded agenda: what a caller tries to put on one.
+SPARE = {"demo-city": "city-sn-submitted", "demo-town": "town-ts-submitted"}
+SEEDED_MEETINGS = ("city-conference", "city-conference-closed", "town-conference")
+FOREIGN_AGENCY = {"demo-city": "town-social-services", "demo-town": "city-social-services"}
 
 
 def test_every_route_is_in_the_matrix(app_client: TestClient) -> None:
@@ -109,6 +115,37 @@ def seed(m: Matrix) -> None:
     m.move(rid, TOWN, "triaged")
     linked = m.recs[rid].subject_id == m.recs[m.labels["city-sn-assigned"]].subject_id
     m.observations.append(f"the person referred in both networks has {'one subject' if linked else 'two subjects'}")
+    seed_conference(m)
+
+
+def seed_conference(m: Matrix) -> None:
+    """Each network's chair schedules a meeting a week ahead, its items inviting different agencies (a
+    statutory partner, police and a partner on a consenting person's case, police on a case whose consent
+    was withdrawn, a partner reader's agency); minutes without a decision, actions by the chair, the
+    referrer and an assignee.  A second city meeting is minuted and closed.  No record's status moves."""
+    city = m.seed_meeting("city-conference", CITY, "demo-city", [
+        ("city-sn-triaged", ["city-social-services"]),
+        ("city-sn-assigned", ["youth-ngo-bridges", "city-community-police"]),
+        ("city-hc-intervention", ["city-health-centre", "religious-council"]),
+        ("city-police-assigned", ["city-community-police", "city-social-services"]),
+    ])
+    m.seed_minutes(city, 1, CITY)
+    m.seed_action("city-sn-assigned", CITY, "city-social-services", city, 2)
+    m.seed_action("city-sn-assigned", SCHOOL, "youth-ngo-bridges")
+    # The police own an action on a case nothing grants them: it is theirs, the case is not.
+    m.seed_action("city-hc-intervention", SOCIAL, "city-community-police")
+    closed = m.seed_meeting("city-conference-closed", CITY, "demo-city", [
+        ("city-ss-closed", ["youth-ngo-bridges", "city-social-services"]),
+        ("city-sn-assigned", ["city-community-police"]),
+    ])
+    m.seed_minutes(closed, 1, CITY)
+    m.seed_close(closed, CITY)
+    town = m.seed_meeting("town-conference", TOWN, "demo-town", [
+        ("town-ts-assigned", ["town-school", "town-social-services"]),
+        ("town-tss-intervention", ["town-youth-club"]),
+    ])
+    m.seed_minutes(town, 2, TOWN)
+    m.seed_action("town-ts-assigned", TOWN, "town-social-services", town, 1)
 
 
 def reads(m: Matrix) -> None:
@@ -150,9 +187,50 @@ def reads(m: Matrix) -> None:
                     jobs.append(partial(m.get_audit, route, url, client_id, purpose, data=True))
                 for route, url in AUDIT_PLAIN.items():
                     jobs.append(partial(m.get_audit, route, url, client_id, purpose, data=False))
+    jobs += conference_reads(m)
+    run(jobs)
+
+
+def run(jobs: list[Callable[[], None]]) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         for future in [pool.submit(job) for job in jobs]:
             future.result()
+
+
+def history_purposes(m: Matrix, client_id: str, rid: str, k: int) -> list[str]:
+    """Every purpose that grants the client the record, and three rotating (so each meets every one)."""
+    n = len(m.purposes)
+    caller, rec = m.caller(client_id), m.recs[rid]
+    granted = [p for p in m.purposes if m.history_purpose(p) and m.oracle.referral_bound(caller, rec, p)]
+    rotating = [m.purposes[(k + step) % n] for step in (0, n // 3, 2 * n // 3)]
+    return list(dict.fromkeys([*granted, *rotating]))
+
+
+def conference_reads(m: Matrix, meetings: list[Meeting] | None = None,
+                     records: list[str] | None = None) -> list[Callable[[], None]]:
+    """The case conference's reads: each meeting and each item's referral under every purpose (and a
+    named view), the networks' meeting lists, the records' minutes and actions, each client's actions."""
+    meetings = [m.meetings[mid] for mid in m.meetings] if meetings is None else meetings
+    records = list(m.labels.values()) if records is None else records
+    jobs: list[Callable[[], None]] = []
+    for i, client_id in enumerate(m.callers):
+        for meeting in meetings:
+            for purpose in m.purposes:
+                jobs.append(partial(m.get_meeting, client_id, meeting, purpose))
+                for number in meeting.items:
+                    jobs.append(partial(m.get_agenda_referral, client_id, meeting, number, purpose))
+            for k, number in enumerate(meeting.items):
+                jobs.append(partial(m.get_agenda_referral, client_id, meeting, number, CONFERENCE,
+                                    view=VIEWS[(i + k) % len(VIEWS)]))
+        for network in sorted(m.oracle.networks):
+            jobs.append(partial(m.list_meetings, client_id, network))
+        for j, rid in enumerate(records):
+            for purpose in history_purposes(m, client_id, rid, i + j):
+                jobs.append(partial(m.list_minutes, client_id, m.recs[rid], purpose))
+                jobs.append(partial(m.list_referral_actions, client_id, m.recs[rid], purpose))
+        for k, purpose in enumerate(m.purposes):
+            jobs.append(partial(m.list_my_actions, client_id, purpose, ("all", "due", "overdue")[k % 3]))
+    return jobs
 
 
 def sweep(m: Matrix) -> None:
@@ -179,6 +257,100 @@ def sweep(m: Matrix) -> None:
             m.place(client_id, m.recs[rid], purpose)
             m.lift(client_id, m.recs[rid], purpose)
             m.emergency(client_id, m.recs[rid], m.purposes[(i + j + 1) % n])
+
+
+def conference_sweep(m: Matrix) -> None:
+    """Every chair's write on every seeded meeting by every client, and every action by every client
+    on every record; the purposes rotate.  A chair's writes that would change the seeded meetings
+    are left to the conference walks; scheduling (a new meeting), setting an action and restating an
+    action's status are harmless and sent."""
+    meetings = [m.meetings[mid] for mid, label in m.meeting_labels.items() if label in SEEDED_MEETINGS]
+    actions = list(m.actions.values())
+    records = [m.labels[label] for label in m.seeded]
+    n = len(m.purposes)
+    for i, client_id in enumerate(m.callers):
+        agency = m.caller(client_id).agency
+        for k, network in enumerate(sorted(m.oracle.networks)):  # a meeting inviting itself to a case
+            m.schedule(client_id, network, m.purposes[(i + k) % n], [(m.labels[SPARE[network]], [agency])])
+            # Another network's referral on the agenda, or another network's agency invited (the chair too).
+            elsewhere = next(o for o in sorted(SPARE) if o != network)
+            m.schedule(client_id, network, m.purposes[(i + k + 1) % n], [(m.labels[SPARE[elsewhere]], [agency])])
+            m.schedule(client_id, network, m.purposes[(i + k + 2) % n],
+                       [(m.labels[SPARE[network]], [FOREIGN_AGENCY[network]])])
+        for j, meeting in enumerate(meetings):
+            purpose = [m.purposes[(i + j + step) % n] for step in range(5)]
+            m.add_item(client_id, meeting, m.labels[SPARE[meeting.network]], [agency], purpose[0])
+            m.edit_item(client_id, meeting, 1, {"invited": [agency], "attended": [agency]}, purpose[1])
+            m.remove_item(client_id, meeting, 1, purpose[2])
+            m.record_minutes(client_id, meeting, 1, purpose[3], decision="escalate")
+            m.close_meeting(client_id, meeting, purpose[4])
+            elsewhere = next(o for o in sorted(SPARE) if o != meeting.network)
+            m.add_item(client_id, meeting, m.labels[SPARE[elsewhere]], [agency], purpose[1])
+            m.edit_item(client_id, meeting, 1, {"invited": [FOREIGN_AGENCY[meeting.network]]}, purpose[2])
+        for j, rid in enumerate(records):
+            m.create_action(client_id, m.recs[rid], m.purposes[(i + j) % n])
+            if j % 4 == i % 4:  # an action for an agency of the other network
+                m.create_action(client_id, m.recs[rid], m.purposes[(i + j + 1) % n],
+                                owner=FOREIGN_AGENCY[m.recs[rid].network])
+        for j, action in enumerate(actions):
+            m.update_action(client_id, action, "open", m.purposes[(i + j) % n])
+            m.update_action(client_id, action, "cancelled", m.purposes[(i + j + 1) % n], send_permitted=False)
+
+
+def succeeded(response: Response | None, what: str) -> None:
+    got = f"{response.status_code} {response.text[:300]}" if response is not None else "not sent"
+    assert response is not None and response.status_code < 300, f"conference walk: {what} → {got}"
+
+
+def conference_walks(m: Matrix) -> None:
+    """The chair's permitted writes on scratch meetings, each judged (reply, entry): a meeting scheduled
+    under every purpose, items added, invitations changed and attendance recorded, minutes, a decision
+    that moves a fresh referral, an item removed, the meeting closed and corrected; actions set,
+    completed by their owner and cancelled by the chair.  Every client reads the meeting open and closed."""
+    n = len(m.purposes)
+    for name, owner, chair, network, partner, invitee, reply in (
+        ("city", SCHOOL, CITY, "demo-city", "city-social-services", "city-health-centre", CONFERENCE),
+        ("town", TOWN_SCHOOL, TOWN, "demo-town", "town-social-services", "town-youth-club", NONE),
+    ):
+        rid = m.create(f"{name}-conference-walk", owner)
+        m.move(rid, chair, "triaged")
+        owner_agency = m.caller(owner).agency
+        first = m.labels[SPARE[network]]
+        meeting = None
+        offset = m.purposes.index(reply)  # the first with the agenda shown (city) or a receipt (town)
+        for k in range(n):  # then under every other purpose: refusals, an empty meeting shown or a receipt
+            purpose = m.purposes[(offset + k) % n]
+            made = m.schedule(chair, network, purpose, [(first, [owner_agency]), (rid, [partner])] if
+                              meeting is None else [], label=f"{name}-conference-walk" if meeting is None else None)
+            meeting = meeting or made
+        assert meeting is not None, f"conference walk: {chair} could not schedule in {network}"
+        spare = m.labels[f"{name}-walk-withdrawn"]
+        succeeded(m.add_item(chair, meeting, spare, [invitee], reply, send_permitted=True), "add an item")
+        succeeded(m.edit_item(chair, meeting, 1, {"invited": [owner_agency, invitee], "attended": [owner_agency]},
+                              reply, send_permitted=True), "edit an item")
+        succeeded(m.edit_item(chair, meeting, 2, {"attended": [partner]}, NONE, send_permitted=True),
+                  "record attendance")
+        run(conference_reads(m, [meeting], [rid, first, spare]))
+        succeeded(m.record_minutes(chair, meeting, 1, NONE, send_permitted=True), "minutes")
+        succeeded(m.record_minutes(chair, meeting, 2, reply, decision="accept", send_permitted=True),
+                  "a decision")
+        assert m.recs[rid].status == "accepted", f"conference walk: {name} decision left {m.recs[rid].status}"
+        m.remove_item(chair, meeting, 1, NONE, send_permitted=True)  # minuted: it stays (409)
+        succeeded(m.remove_item(chair, meeting, 3, NONE, send_permitted=True), "remove an item")
+        done = m.create_action(chair, m.recs[rid], NONE, owner=partner, meeting=meeting, number=2)
+        dropped = m.create_action(owner, m.recs[rid], NONE, owner=invitee)
+        assert done is not None and dropped is not None, f"conference walk: {name} actions not set"
+        for k, client_id in enumerate(m.callers):  # the partner's: its agency or the chair completes it,
+            m.update_action(client_id, done, "done", m.purposes[k % n], send_permitted=False)  # the chair cancels
+            m.update_action(client_id, done, "cancelled", m.purposes[(k + 1) % n], send_permitted=False)
+        succeeded(m.update_action(m.client_of(partner, "caseworker"), done, "done", NONE,
+                                  note="Matrix completion marker"), "complete an action")
+        succeeded(m.update_action(chair, dropped, "cancelled", NONE), "cancel an action")
+        succeeded(m.close_meeting(chair, meeting, NONE, send_permitted=True), "close")
+        succeeded(m.record_minutes(chair, meeting, 1, NONE, send_permitted=True), "a correction")
+        m.add_item(chair, meeting, spare, [invitee], NONE, send_permitted=True)  # closed: 409
+        run(conference_reads(m, [meeting], [rid, first, spare]))
+    run([partial(m.list_meetings, c, network) for c in m.callers for network in sorted(m.oracle.networks)])
 
 
 def walk(m: Matrix, rid: str, steps: list[tuple[str, str, dict[str, Any]]], offset: int) -> None:
@@ -314,7 +486,9 @@ def test_bola_matrix(
     m.seeded = sorted(m.labels)
     reads(m)
     sweep(m)
+    conference_sweep(m)
     walks(m)
+    conference_walks(m)
     creations(m)
     emergencies(m)
     erasures(m)

@@ -205,6 +205,7 @@ def _json_runs(tmp: Path, sqlite: bool) -> list[tuple[tuple[str, ...], list[str]
         (("retention", "run"), ["--dry-run"], ok),
         (("retention", "recompute"), [], ok),
         (("retention", "reapply"), [], ok),
+        (("clocks", "run"), [], ok),
         (("backup",), [str(tmp / "backup.db")], ok),
         (("restore",), [str(tmp / "backup.db"), "--yes"], ok),
         (("retention", "run"), ["--yes"], ok),

@@ -18,7 +18,9 @@ Auth = Callable[..., dict[str, str]]
 DOOR_OPERATIONS = frozenset({
     "create_referral", "get_referral", "list_referrals", "transition_referral", "update_consent",
     "reassess_referral", "list_assessments", "get_worklist", "list_events", "create_note", "list_notes",
-    "sync_summaries", "list_referral_legal_holds", "get_subject_disclosures",
+    "sync_summaries", "list_referral_legal_holds", "get_subject_disclosures", "schedule_meeting", "get_meeting",
+    "add_agenda_item", "edit_agenda_item", "get_agenda_referral", "list_minutes", "list_referral_actions",
+    "list_my_actions",
 })
 # Operations that never carry a referral's or a note's content (ids, codes, metadata, aggregates).
 NO_CASE_DATA = frozenset({
@@ -31,6 +33,8 @@ NO_CASE_DATA = frozenset({
     "erase_subject", "list_legal_holds", "place_legal_hold", "lift_legal_hold", "place_referral_legal_hold",
     "lift_referral_legal_hold", "list_audit_entries", "export_audit_log", "get_audit_checkpoint",
     "get_audit_consistency_proof", "get_audit_inclusion_proof", "get_audit_leaf", "get_audit_verifier_keys",
+    # The case conference's writes answer with receipts (ids, statuses, dates); its list, meetings' dates.
+    "list_meetings", "close_meeting", "record_minutes", "remove_agenda_item", "create_action", "update_action",
 })
 # Keys whose presence in a body means a referral's or a note's content is in it.
 CASE_KEYS = frozenset({
@@ -116,6 +120,29 @@ def test_case_data_leaves_only_through_the_door(
     assert all(door.GRANTED_VIEW in c.headers for c in calls)
     assert calls[3].json() == {"id": rid, "status": "accepted"}
     assert calls[3].headers[door.GRANTED_VIEW] == "none"
+
+    # The case conference: the agenda, an item's referral, minutes and actions go out through the door too.
+    conference = {"X-Purpose": "case_conference"}
+    meeting = app_client.post("/v1/networks/demo-city/meetings", headers=auth(COORDINATOR, **conference),
+                              json={"scheduled_for": "2099-01-01T10:00:00Z", "items": [{"referral_id": rid}]})
+    assert meeting.status_code == 201, meeting.text
+    mid = meeting.json()["id"]
+    action = {"description": "door action", "owner_agency": "school-north", "due_on": "2099-01-02"}
+    more = [
+        meeting,
+        app_client.get(f"/v1/meetings/{mid}", headers=auth(REFERRER, **conference)),
+        app_client.get(f"/v1/meetings/{mid}/items/1/referral", headers=auth(REFERRER, **conference)),
+        app_client.post(f"/v1/meetings/{mid}/items/1/minutes", json={"text": "door minutes"},
+                        headers=auth(COORDINATOR)),
+        app_client.get(f"/v1/referrals/{rid}/minutes", headers=auth(COORDINATOR, **PURPOSE)),
+        app_client.post(f"/v1/referrals/{rid}/actions", json=action, headers=auth(COORDINATOR)),
+        app_client.get(f"/v1/referrals/{rid}/actions", headers=auth(COORDINATOR, **PURPOSE)),
+        app_client.get("/v1/actions", headers=auth(REFERRER, **PURPOSE)),
+    ]
+    assert all(c.status_code < 300 for c in more), [(c.status_code, c.text[:200]) for c in more]
+    assert not guard, guard
+    assert more[4].json()["items"][0]["entries"][0]["text"] == "door minutes"
+    assert more[7].json()["items"][0]["description"] == "door action"
 
 
 def test_only_the_door_builds_case_data_responses() -> None:

@@ -321,6 +321,7 @@ class TestPurposesFor:
         assert purposes_for(demo, partner, IN_FORCE) == ["service_provision"]
         coordinator = caller("city-municipality", "local_government", ("coordinator",), ("coordinator",))
         assert purposes_for(demo, coordinator, IN_FORCE) == [
+            "case_conference",
             "emergency",
             "intervention_planning",
             "safeguarding_assessment",

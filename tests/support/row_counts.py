@@ -10,7 +10,8 @@ from app.state import AppState
 TABLES = ("referrals", "referral_status_changes", "referral_assignments", "referral_concerns", "subjects",
           "subject_identifiers", "notes", "legal_holds", "code_mappings", "agencies", "api_clients",
           "idempotency_keys", "emergency_grants", "emergency_notices", "emergency_agency_flags",
-          "partner_disclosures", "tombstones", "audit_entries")
+          "partner_disclosures", "tombstones", "meetings", "meeting_items", "meeting_minutes",
+          "case_actions", "clock_notices", "audit_entries")
 
 
 def counts(state: AppState) -> dict[str, int]:
