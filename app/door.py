@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from fastapi.responses import JSONResponse
@@ -163,7 +163,17 @@ def page(next_cursor: str | None) -> Callable[[list[dict[str, Any]]], dict[str, 
     return lambda documents: {"items": documents, "next_cursor": next_cursor}
 
 
-def receipt(record: AnyReferral, status_code: int, headers: Mapping[str, str]) -> JSONResponse:
-    """What a writer that may read nothing of the record gets back: id, status, ETag."""
+class Receipted(Protocol):
+    """A record a write answers for: a referral, a meeting."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+def receipt(record: Receipted, status_code: int, headers: Mapping[str, str]) -> JSONResponse:
+    """What a writer that may read nothing of the record gets back: id, status, ETag (and no case data)."""
     document = {"id": record.id, "status": record.status}
     return JSONResponse(document, status_code=status_code, headers={GRANTED_VIEW: "none", **headers})

@@ -121,7 +121,8 @@ def set_status(
                                     "valid_codes": list(statuses)}])
     if data.status == "cancelled" and not chair:
         raise access.ChangeDenied("Cancelling an action is for the network's chair.",
-                                  owner_agency=referral.referring_agency, subject_id=referral.subject_id)
+                                  owner_agency=referral.referring_agency, subject_id=referral.subject_id,
+                                  network=network.id)
     if if_match is not None and if_match.strip() not in (etag(action), "*"):
         raise PreconditionFailed("The action changed since you read it; read it again and retry.", etag=etag(action))
     action.status = data.status

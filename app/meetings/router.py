@@ -16,7 +16,7 @@ from app.audit.events import AuditEvent, EventType
 from app.auth.principal import CurrentPrincipal, Principal
 from app.errors import BadRequest, Forbidden, Gone
 from app.meetings import actions, service
-from app.meetings.models import AgendaItem, Meeting
+from app.meetings.models import AgendaItem, CaseAction, Meeting
 from app.meetings.schemas import (
     ActionIn,
     ActionPage,
@@ -99,8 +99,7 @@ def _meeting_reply(
     headers = {"ETag": service.etag(meeting)}
     if purpose is None:
         disclose.log_reads(state, session, events)
-        return JSONResponse({"id": meeting.id, "status": meeting.status}, status_code=status_code,
-                            headers={door.GRANTED_VIEW: "none", **headers})
+        return door.receipt(meeting, status_code, headers)
     released, document = _released_meeting(request, session, state, principal, meeting, purpose, justification)
     return door.send(state, session, released, lambda items: {**document, "agenda": items},
                      status_code=status_code, headers=headers, extra_events=events)
@@ -185,7 +184,8 @@ def list_meetings(
     if after is not None:
         query = query.where(Meeting.scheduled_for > after)
     if not service.is_chair(policies, principal, network, now):
-        invited = select(AgendaItem.meeting_id, AgendaItem.invited)
+        invited = (select(AgendaItem.meeting_id, AgendaItem.invited)
+                   .join(Meeting, Meeting.id == AgendaItem.meeting_id).where(Meeting.network_id == network.id))
         mine = {mid for mid, agencies in session.execute(invited) if principal.agency_id in agencies}
         query = query.where(Meeting.id.in_(sorted(mine)))
     rows = session.scalars(query.order_by(Meeting.scheduled_for, Meeting.id).limit(limit)).all()
@@ -235,8 +235,7 @@ def add_agenda_item(
     body: AgendaItemIn, purpose: access.PurposeHeader = None, justification: access.JustificationHeader = None,
 ) -> Any:
     purpose = _stated(state, principal, purpose)
-    meeting = service.add_item(session, state.policies.current, principal, meeting_id, body, state.clock())
-    item = service.items_of(session, meeting)[-1]
+    meeting, item = service.add_item(session, state.policies.current, principal, meeting_id, body, state.clock())
     events = [_item_change(principal, request, meeting, item, _subject_of(session, item.referral_id),
                            ["agenda_item"], invited=item.invited, reason=item.reason)]
     return _meeting_reply(request, session, state, principal, meeting, purpose, justification, 201, events)
@@ -257,8 +256,8 @@ def edit_agenda_item(
     justification: access.JustificationHeader = None,
 ) -> Any:
     purpose = _stated(state, principal, purpose)
-    meeting = service.edit_item(session, state.policies.current, principal, meeting_id, number, body, state.clock())
-    item = service.item_of(session, meeting, number)
+    meeting, item = service.edit_item(session, state.policies.current, principal, meeting_id, number, body,
+                                      state.clock())
     changed = [name for name in ("invited", "attended") if getattr(body, name) is not None]
     events = [_item_change(principal, request, meeting, item, _subject_of(session, item.referral_id), changed,
                            invited=item.invited, attended=item.attended)]
@@ -282,7 +281,7 @@ def remove_agenda_item(
     event = _item_change(principal, request, meeting, item, _subject_of(session, item.referral_id),
                          ["agenda_item"], removed=True)
     disclose.log_reads(state, session, [event])
-    return JSONResponse({"id": meeting.id, "status": meeting.status}, headers={"ETag": service.etag(meeting)})
+    return door.receipt(meeting, 200, {"ETag": service.etag(meeting)})
 
 
 @router.post(
@@ -306,18 +305,17 @@ def record_minutes(
     request: Request, session: DbSession, state: State, principal: CurrentPrincipal, meeting_id: str,
     number: Number, body: MinutesIn,
 ) -> Any:
-    entry, moved, source = service.record_minutes(
+    minuted = service.record_minutes(
         session, state.policies.current, principal, meeting_id, number, body, state.clock(),
         crypto=crypto(state), retention=retention(state))
-    meeting = service.load(session, meeting_id)
-    item = service.item_of(session, meeting, number)
-    subject_id = _subject_of(session, item.referral_id)
+    meeting, item, entry, moved = minuted.meeting, minuted.item, minuted.entry, minuted.moved
+    subject_id = minuted.referral.subject_id
     events = [_item_change(principal, request, meeting, item, subject_id, ["minutes"], kind=entry.kind,
                            decision=entry.decision)]
     if moved is not None:
         events.append(disclose.change_event(
             principal, EventType.transition, subject_id=subject_id, record_ids={"referral_id": moved.id},
-            request_id=request.state.request_id, from_status=source, to_status=moved.status,
+            request_id=request.state.request_id, from_status=minuted.moved_from, to_status=moved.status,
             agencies=sorted(body.agencies), outcome=moved.outcome, fields=["status"], meeting_id=meeting.id))
     disclose.log_reads(state, session, events)
     return {"id": entry.id, "meeting_id": meeting.id, "number": number, "kind": entry.kind,
@@ -337,7 +335,7 @@ def close_meeting(
 ) -> Any:
     meeting = service.close(session, state.policies.current, principal, meeting_id, state.clock())
     disclose.log_reads(state, session, [_change(principal, request, meeting, fields=["status"], status="closed")])
-    return JSONResponse({"id": meeting.id, "status": meeting.status}, headers={"ETag": service.etag(meeting)})
+    return door.receipt(meeting, 200, {"ETag": service.etag(meeting)})
 
 
 @router.get(
@@ -456,9 +454,7 @@ def create_action(
         principal, EventType.create, subject_id=referral.subject_id,
         record_ids={"referral_id": referral.id, "action_id": action.id}, request_id=request.state.request_id,
         fields=["actions"], owner_agency=action.owner_agency, due_on=action.due_on.isoformat())])
-    return JSONResponse({"id": action.id, "referral_id": action.referral_id, "owner_agency": action.owner_agency,
-                         "due_on": action.due_on.isoformat(), "status": action.status}, status_code=201,
-                        headers={"ETag": actions.etag(action)})
+    return _action_receipt(action, 201)
 
 
 @router.post(
@@ -484,8 +480,13 @@ def update_action(
         principal, EventType.change, subject_id=referral.subject_id,
         record_ids={"referral_id": referral.id, "action_id": action.id}, request_id=request.state.request_id,
         fields=["actions"], status=action.status)])
+    return _action_receipt(action, 200)
+
+
+def _action_receipt(action: CaseAction, status_code: int) -> JSONResponse:
+    """What a write of an action answers: its references, owner, due date and status; never its text."""
     return JSONResponse({"id": action.id, "referral_id": action.referral_id, "owner_agency": action.owner_agency,
-                         "due_on": action.due_on.isoformat(), "status": action.status},
+                         "due_on": action.due_on.isoformat(), "status": action.status}, status_code=status_code,
                         headers={"ETag": actions.etag(action)})
 
 

@@ -215,15 +215,15 @@ def default_invited(
 
 def add_item(
     session: Session, policies: PolicySet, principal: Principal, meeting_id: str, data: AgendaItemIn, now: datetime,
-) -> Meeting:
+) -> tuple[Meeting, AgendaItem]:
     meeting = load(session, meeting_id, for_update=True)
     network = network_of(policies, meeting.network_id)
     require_chair(policies, principal, network, now, "Editing the agenda")
     _still_open(meeting)
-    _add(session, policies, network, meeting, data, "added", "$", now, items_of(session, meeting))
+    item = _add(session, policies, network, meeting, data, "added", "$", now, items_of(session, meeting))
     _touch(meeting)
     session.flush()
-    return meeting
+    return meeting, item
 
 
 def _add(
@@ -249,7 +249,7 @@ def _add(
 def edit_item(
     session: Session, policies: PolicySet, principal: Principal, meeting_id: str, number: int,
     data: AgendaItemPatch, now: datetime,
-) -> Meeting:
+) -> tuple[Meeting, AgendaItem]:
     meeting = load(session, meeting_id, for_update=True)
     network = network_of(policies, meeting.network_id)
     require_chair(policies, principal, network, now, "Editing the agenda")
@@ -266,7 +266,7 @@ def edit_item(
     item.invited = invited
     _touch(meeting)
     session.flush()
-    return meeting
+    return meeting, item
 
 
 def remove_item(session: Session, policies: PolicySet, principal: Principal, meeting_id: str, number: int,
@@ -298,14 +298,23 @@ def close(session: Session, policies: PolicySet, principal: Principal, meeting_i
 # -- minutes and decisions -------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Minuted:
+    """What recording minutes did: the entry, and the referral moved by the decision (and from where)."""
+
+    meeting: Meeting
+    item: AgendaItem
+    referral: Referral
+    entry: MinutesEntry
+    moved: Referral | None
+    moved_from: str | None
+
+
 def record_minutes(
     session: Session, policies: PolicySet, principal: Principal, meeting_id: str, number: int, data: MinutesIn,
     now: datetime, *, crypto: referrals.Crypto, retention: RetentionRules,
-) -> tuple[MinutesEntry, Referral | None, str | None]:
-    """Append the item's minutes (a correction once the meeting is closed) and apply its decision.
-
-    Returns the entry, and the referral and its status before when the decision moved it.
-    """
+) -> Minuted:
+    """Append the item's minutes (a correction once the meeting is closed) and apply its decision."""
     meeting = load(session, meeting_id, for_update=True)
     network = network_of(policies, meeting.network_id)
     require_chair(policies, principal, network, now, "Recording minutes")
@@ -332,7 +341,7 @@ def record_minutes(
     entry.text = sealed.seal(key, data.text, minutes_context(item.referral_id, entry.id))
     _touch(meeting)
     session.flush()
-    return entry, *moved
+    return Minuted(meeting, item, referral, entry, *moved)
 
 
 def _decide(
