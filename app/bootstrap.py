@@ -132,14 +132,23 @@ def seed_demo_if_empty(state: AppState) -> bool:
 
 def _seed_demo_if_empty(state: AppState) -> bool:
     """seed_demo_if_empty, for a caller that holds the startup lock."""
-    from app.demo import database_is_empty, seed_demo, seed_demo_cases, write_credentials
+    from app.demo import (
+        database_is_empty,
+        people_path,
+        seed_demo,
+        seed_demo_cases,
+        seed_demo_people,
+        write_credentials,
+    )
 
     with transaction(state.sessions) as session:
         if not database_is_empty(session):
             return False
         credentials = seed_demo(session, state)
         seed_demo_cases(session, state)  # referrals in every status, so each role's first call shows some
+        demo_people = seed_demo_people(session)
     path = write_credentials(credentials, state.settings)
+    write_credentials(demo_people, state.settings, people_path(state.settings))
     log.info("seeded the demo network", extra={"credentials_file": str(path)})
     return True
 

@@ -40,6 +40,7 @@ from app.cli_common import (
     out,
     validation_message,
 )
+from app.console.cli import person_cli
 from app.crypto.cli import rotate as keys_rotate
 from app.meetings.cli import clocks_cli
 from app.retention.cli import backup, restore, retention_cli
@@ -70,6 +71,7 @@ cli.add_typer(policy_cli, name="policy")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(retention_cli, name="retention")
 cli.add_typer(clocks_cli, name="clocks")
+cli.add_typer(person_cli, name="person")
 cli.command("backup")(backup)
 cli.command("restore", epilog="Exit 4 if not confirmed (--yes); nothing is changed then.")(restore)
 keys_cli.command("rotate")(keys_rotate)

@@ -100,6 +100,23 @@ class Settings(BaseSettings):
     # SQLite: how long a write waits for its turn (another process may be writing) before the
     # request answers 503 with Retry-After, having written nothing.
     sqlite_writer_wait_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+    # The console (app/console, docs/console.md): sessions end after this long without a request, and
+    # in any case this long after sign-in.
+    console_idle_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
+    console_absolute_hours: Annotated[int, Field(ge=1, le=168)] = 10
+    # Sign-in rate limits, per person id and per address, as POST /v1/token's (failures only).
+    console_sign_in_per_minute: Annotated[float, Field(ge=0, le=100_000)] = 10.0
+    console_sign_in_burst: Annotated[int, Field(ge=1, le=100_000)] = 10
+    # Sign-in through the city's identity provider (OpenID Connect, authorization code + PKCE): the
+    # issuer (its /.well-known/openid-configuration is read), this service's client id and secret
+    # there, and the claims naming the agency and the roles (docs/console.md). Unset: passwords only.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_agency_claim: str = "agency"
+    oidc_roles_claim: str = "roles"
+    # Where the identity provider sends the browser back; default: this request's own origin.
+    oidc_redirect_base: str | None = None
     # Benchmarks only (bench/load.py): GET /v1/referrals/{id} with `X-Bench-Bare: 1` skips purpose,
     # policy and the disclosure log, to measure what they cost. Refused in prod.
     bench_bare_reads: bool = False

@@ -65,6 +65,17 @@ DEMO_CLIENTS: list[tuple[str, str, str, list[Role]]] = [
 ]
 
 
+# People who sign in to the console (docs/console.md), one for each role's job in the city network;
+# their passwords are generated at the first start and written beside the clients' (demo-people.json).
+DEMO_PEOPLE: list[tuple[str, str, str, list[Role]]] = [
+    ("amal-coordinator", "city-municipality", "Amal Haddad", [Role.coordinator]),
+    ("sami-referrer", "school-north", "Sami Nasser", [Role.referrer, Role.caseworker]),
+    ("lina-caseworker", "city-social-services", "Lina Karam", [Role.referrer, Role.caseworker]),
+    ("omar-reader", "youth-ngo-bridges", "Omar Saleh", [Role.partner_reader]),
+    ("dana-auditor", "independent-auditor", "Dana Aziz", [Role.auditor]),
+]
+
+
 def database_is_empty(session: Session) -> bool:
     return session.scalar(select(Agency.id).limit(1)) is None
 
@@ -123,8 +134,28 @@ def seed_demo(session: Session, state: AppState) -> list[dict[str, Any]]:
     return credentials
 
 
-def write_credentials(credentials: list[dict[str, Any]], settings: Settings) -> Path:
-    path = credentials_path(settings)
+def seed_demo_people(session: Session) -> list[dict[str, Any]]:
+    """The demo people, each with a fresh password (shown once, in demo-people.json)."""
+    import secrets
+
+    from app.console.people import create_person
+
+    made = []
+    for person_id, agency_id, name, roles in DEMO_PEOPLE:
+        password = secrets.token_urlsafe(12)
+        create_person(session, person_id=person_id, agency_id=agency_id, name=name,
+                      roles=[r.value for r in roles], password=password)
+        made.append({"id": person_id, "password": password, "agency": agency_id, "name": name,
+                     "roles": [r.value for r in roles]})
+    return made
+
+
+def people_path(settings: Settings) -> Path:
+    return settings.data_dir / "demo-people.json"
+
+
+def write_credentials(credentials: list[dict[str, Any]], settings: Settings, path: Path | None = None) -> Path:
+    path = path or credentials_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -25,6 +25,7 @@ from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
 from app.bootstrap import start_service
 from app.config import Settings, load_settings
+from app.console import install as install_console
 from app.crypto.reload import KeyringWatcher
 from app.emergency.router import router as emergency_router
 from app.erasure.router import router as erasure_router
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                erasure_router, legal_holds_router, meetings_router)
     for router in routers:
         app.include_router(router)
+    install_console(app)
     openapi.install(app)
     if settings.should_publish_api_docs:
         _serve_docs(app)

@@ -2,6 +2,7 @@
 
 from app.agencies.models import Agency, ApiClient
 from app.audit.models import AuditCheckpoint, AuditEntry, AuditHead, AuditNode
+from app.console.models import ConsoleSession, Person
 from app.emergency.models import AgencyFlag, EmergencyGrant, EmergencyNotice
 from app.idempotency import IdempotencyRecord
 from app.meetings.models import AgendaItem, CaseAction, ClockNotice, Meeting, MinutesEntry
@@ -13,8 +14,9 @@ from app.subjects.models import Subject, SubjectIdentifier
 from app.vocabularies.models import CodeMapping
 
 __all__ = [
-    "AgendaItem", "Agency", "AgencyFlag", "ApiClient", "Assessment", "Assignment", "AuditCheckpoint", "AuditEntry",
-    "AuditHead", "AuditNode", "CaseAction", "ClockNotice", "CodeMapping", "EmergencyGrant", "EmergencyNotice",
-    "IdempotencyRecord", "JobLease", "LegalHold", "Meeting", "MinutesEntry", "Note", "PartnerDisclosure", "Referral",
-    "ReferralConcern", "ServiceMarker", "StatusChange", "Subject", "SubjectIdentifier", "Tombstone",
+    "Agency", "AgencyFlag", "AgendaItem", "ApiClient", "Assessment", "Assignment", "AuditCheckpoint", "AuditEntry",
+    "AuditHead", "AuditNode", "CaseAction", "ClockNotice", "CodeMapping", "ConsoleSession", "EmergencyGrant",
+    "EmergencyNotice", "IdempotencyRecord", "JobLease", "LegalHold", "Meeting", "MinutesEntry", "Note",
+    "PartnerDisclosure", "Person", "Referral", "ReferralConcern", "ServiceMarker", "StatusChange", "Subject",
+    "SubjectIdentifier", "Tombstone",
 ]

@@ -28,6 +28,7 @@ class EventType(StrEnum):
     withdrawal_notice = "withdrawal_notice"
     aggregate_disclosure = "aggregate_disclosure"
     link = "link"  # a new referral joined a known person's subject: its referrer learns the subject id
+    sign_in = "sign_in"  # a person signed in to the console (permit) or was refused (deny, reason in details)
 
 
 DISCLOSURE_TYPES: Final = frozenset(
