@@ -310,7 +310,8 @@ def render(visit: Visit, template: str, status_code: int = 200, **context: Any) 
         visit=visit, person=visit.person, csrf=visit.csrf, purpose=visit.purpose,
         prefix=PREFIX, path=visit.request.url.path, messages=visit.messages,
         role_names={role: visit.gettext(label) for role, label in ROLE_LABELS.items()},
-        field_label=lambda name: field_label(visit, name), **context)
+        field_label=lambda name: field_label(visit, name),
+        code_label=lambda vocabulary, code: code_label(visit, vocabulary, code), **context)
     return finish(visit, HTMLResponse(html, status_code=status_code))
 
 
@@ -356,6 +357,16 @@ FIELD_LABELS: dict[str, str] = {
     "notes": N_("Notes"), "reason": N_("Reason"), "at": N_("When"), "by": N_("By"), "to": N_("To"),
     "from": N_("From"),
 }
+
+
+def code_label(visit: Visit, vocabulary: str, code: Any) -> str:
+    """A vocabulary code's label in the person's language (the vocabularies carry en, ar, mk, sq)."""
+    from app.vocabularies.catalog import vocabularies
+
+    found = vocabularies().get(vocabulary)
+    if found is None or not isinstance(code, str) or not found.has(code):
+        return str(code)
+    return found.label(code, [visit.language])
 
 
 def redirect(visit: Visit, target: str) -> Response:
