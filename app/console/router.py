@@ -47,6 +47,8 @@ def page(*roles: str, needs_purpose: bool = False) -> Callable[[Callable[..., Aw
         @functools.wraps(handler)
         async def wrapper(request: Request, **kwargs: Any) -> Response:
             visit = await visit_of(request)
+            if visit.person is not None:
+                request.state.client_id = visit.person.id  # the access log's line names the person
             try:
                 if request.method == "POST":
                     form = await request.form()

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -172,31 +173,41 @@ def _expired(row: ConsoleSession, state: AppState, now: datetime) -> bool:
     return now - started > timedelta(hours=settings.console_absolute_hours)
 
 
+TOUCH_EVERY = timedelta(seconds=60)
+"""A session's last-seen time is written at most this often (a page view is a read, not a write)."""
+
+
 def open_visit(request: Request) -> Visit:
     """The request's session (expired ones are ended), its person (disabled ones are signed out)."""
     state = get_state(request)
     now = state.clock()
     token = request.cookies.get(COOKIE)
+    row_id = _digest(token) if token and len(token) <= 100 else None
+    with state.read_sessions() as session:
+        row = session.get(ConsoleSession, row_id) if row_id else None
+        person = session.get(Person, row.person_id) if row is not None and row.person_id else None
+        ended = row is not None and (_expired(row, state, now) or (
+            row.person_id is not None and (person is None or person.disabled)))
+        seen = _seen(session, person) if person is not None and not ended else None
+        snapshot = None if row is None else (row.id, row.csrf, row.stage, row.purpose, row.locale, row.last_seen_at)
+    accept = request.headers.get("accept-language")
+    if snapshot is None or ended:
+        if snapshot is not None:
+            _delete_session(state, snapshot[0])
+        return Visit(request, state, None, "", "anonymous", None, None, i18n.negotiate(None, accept))
+    session_id, csrf, stage, purpose, locale, last_seen = snapshot
+    if now - last_seen > TOUCH_EVERY:
+        with state.sessions() as session, session.begin():
+            touched = session.get(ConsoleSession, session_id)
+            if touched is not None:
+                touched.last_seen_at = now
+    return Visit(request, state, session_id, csrf, stage, seen, purpose,
+                 i18n.negotiate(locale or (seen.locale if seen else None), accept))
+
+
+def _delete_session(state: AppState, session_id: str) -> None:
     with state.sessions() as session, session.begin():
-        row = session.get(ConsoleSession, _digest(token)) if token and len(token) <= 100 else None
-        if row is not None and _expired(row, state, now):
-            session.delete(row)
-            row = None
-        seen: Seen | None = None
-        if row is not None and row.person_id is not None:
-            person = session.get(Person, row.person_id)
-            if person is None or person.disabled:
-                session.delete(row)
-                row = None
-            else:
-                seen = _seen(session, person)
-        if row is not None:
-            row.last_seen_at = now
-            return Visit(request, state, row.id, row.csrf, row.stage, seen, row.purpose,
-                         i18n.negotiate(row.locale or (seen.locale if seen else None),
-                                        request.headers.get("accept-language")))
-    return Visit(request, state, None, "", "anonymous", None, None,
-                 i18n.negotiate(None, request.headers.get("accept-language")))
+        session.execute(delete(ConsoleSession).where(ConsoleSession.id == session_id))
 
 
 def _seen(session: Session, person: Person) -> Seen:
@@ -421,8 +432,9 @@ class Api:
                    params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Reply:
         transport = httpx.ASGITransport(app=self.visit.request.app, client=("127.0.0.1", 0))
         async with httpx.AsyncClient(transport=transport, base_url="http://console.internal") as client:
-            answer = await client.request(method, path, json=json, params=_clean(params),
-                                          headers=self._headers(purpose, headers))
+            # In a task of its own: the API's request context (its request id in the log) stays its own.
+            answer = await asyncio.create_task(client.request(
+                method, path, json=json, params=_clean(params), headers=self._headers(purpose, headers)))
         try:
             body = answer.json() if answer.content else None
         except ValueError:

@@ -154,7 +154,8 @@ def test_the_wheel_carries_migrations_policies_and_data(wheel: Path) -> None:
                         for p in (REPO_ROOT / "policies").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert shipped_policies <= names
     code = {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "app").rglob("*")
-            if p.is_file() and p.suffix in (".py", ".yaml", ".json") and "__pycache__" not in p.parts}
+            if p.is_file() and p.suffix in (".py", ".yaml", ".json", ".html", ".css", ".js", ".po", ".txt")
+            and "__pycache__" not in p.parts}
     assert code <= names, f"missing from the wheel: {sorted(code - names)}"
     assert not {n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith(("tests/", "var/"))}
 
