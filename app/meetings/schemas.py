@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.referrals.schemas import AgencyId, CodeStr, Text2000, coded
 from app.standards import formats
@@ -36,7 +36,7 @@ class AgendaItemIn(BaseModel):
 
 class MeetingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    scheduled_for: datetime = Field(description="When the meeting sits; not in the past.")
+    scheduled_for: AwareDatetime = Field(description="When the meeting sits, with its UTC offset; not in the past.")
     kind: MeetingKind = Field("regular", description="`emergency`: convened outside the cadence, agenda not proposed.")
     propose_agenda: bool = Field(
         True, description="Propose the agenda from the network's state (regular meetings): newly triaged referrals, "

@@ -152,7 +152,8 @@ class TestDates:
                                   json={"scheduled_for": (START - timedelta(hours=2)).isoformat()})
         assert refused(state, meeting, 422, "$.scheduled_for")["errors"][0]["type"] == "past"
         for body in ({"scheduled_for": "next tuesday"}, {"scheduled_for": START.isoformat(), "kind": "monthly"},
-                     {"scheduled_for": START.isoformat(), "surprise": 1}, {}):
+                     {"scheduled_for": START.isoformat(), "surprise": 1}, {},
+                     {"scheduled_for": (START + timedelta(days=3)).replace(tzinfo=None).isoformat()}):
             malformed = app_client.post("/v1/networks/demo-city/meetings", headers=auth(COORDINATOR), json=body)
             assert malformed.status_code == 422, (body, malformed.text)
             assert malformed.headers["content-type"].startswith("application/problem+json")
