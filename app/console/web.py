@@ -415,7 +415,7 @@ class Api:
 
     def _headers(self, purpose: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
         person = self.visit.person
-        if person is None:
+        if person is None or self.visit.stage != "signed_in":  # half signed in (second factor to come): no
             raise NotSignedIn
         token, _ = self.visit.state.tokens.issue(client_id=person.id, agency_id=person.agency_id,
                                                  sector=person.sector, roles=sorted(person.roles), act=person.id)
@@ -430,6 +430,8 @@ class Api:
 
     async def call(self, method: str, path: str, *, purpose: str | None = None, json: Any = None,
                    params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Reply:
+        if not _plain_path(path):  # a URL's path parameter holding "..", "?" or "#" never reaches another route
+            return Reply(404, {"title": "Not Found", "detail": "There is no such resource."}, {})
         transport = httpx.ASGITransport(app=self.visit.request.app, client=("127.0.0.1", 0))
         async with httpx.AsyncClient(transport=transport, base_url="http://console.internal") as client:
             # In a task of its own: the API's request context (its request id in the log) stays its own.
@@ -447,6 +449,12 @@ class Api:
     async def post(self, path: str, body: Any = None, *, purpose: str | None = None,
                    headers: Mapping[str, str] | None = None) -> Reply:
         return await self.call("POST", path, purpose=purpose, json=body, headers=headers)
+
+
+def _plain_path(path: str) -> bool:
+    """An API path with no query, fragment or dot segment (pages build paths from what the URL gave them)."""
+    return path.startswith("/") and not any(c in path for c in "?#\\") and \
+        not any(part in (".", "..") for part in path.split("/"))
 
 
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
