@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 LOCK_FLAGS := --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes \
 	--custom-compile-command 'make lock'
 
-.PHONY: run test openapi lint lock clean
+.PHONY: run test browser-deps openapi lint lock clean
 
 # Python keeps compiled modules (__pycache__, git-ignored) even where the environment says not to: without
 # them every process (each test worker, each server the tests start, each CLI call) compiles ~1,700 modules
@@ -53,8 +53,33 @@ run: $(RUNTIME_STAMP)
 
 # In parallel (pytest-xdist, one worker per core, tests/conftest.py orders and groups them); temporary
 # files on tmpfs where there is one (SQLite commits there do not wait for a disk).
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) browser-deps
 	$(TEST_TMP) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+
+# The browser tests (tests/browser) drive Debian's Chromium (never a downloaded browser) and inject axe-core
+# (tests/browser/axe, pinned by its package-lock.json). Best effort: installed where this user can; otherwise
+# what to install is printed and those tests skip (in CI, CI=true, they fail instead).
+CHROMIUM := /usr/bin/chromium
+AXE_DIR := tests/browser/axe
+AXE := $(AXE_DIR)/node_modules/axe-core/axe.min.js
+
+browser-deps: $(AXE)
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+				|| echo "browser tests: apt-get could not install chromium; they will be skipped"; \
+		else \
+			echo "browser tests: Chromium is missing; install Debian's package (sudo apt-get install chromium), or they are skipped"; \
+		fi; \
+	fi
+
+$(AXE): $(AXE_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		(cd $(AXE_DIR) && npm ci --no-audit --no-fund --silent) && touch $@ \
+			|| echo "browser tests: npm ci failed in $(AXE_DIR); they will be skipped"; \
+	else \
+		echo "browser tests: npm is missing; install it (sudo apt-get install npm), then: cd $(AXE_DIR) && npm ci"; \
+	fi
 
 openapi: $(RUNTIME_STAMP)
 	$(BIN)/casebridge openapi --output openapi.yaml

@@ -52,7 +52,9 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` with the console's own
+    # form posts, which the CSRF check must refuse; other sites still get no referrer.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
@@ -231,6 +233,9 @@ def start_session(visit: Visit, *, person_id: str | None, stage: str,
     now = state.clock()
     with state.sessions() as session, session.begin():
         if visit.session_id is not None:
+            previous = session.get(ConsoleSession, visit.session_id)
+            if locale is None and previous is not None:
+                locale = previous.locale  # the language chosen before signing in stays chosen
             session.execute(delete(ConsoleSession).where(ConsoleSession.id == visit.session_id))
         session.add(ConsoleSession(id=_digest(token), person_id=person_id, stage=stage,
                                    csrf=secrets.token_urlsafe(32), purpose=None,
