@@ -28,7 +28,17 @@ from app.state import AppState
 
 log = logging.getLogger("casebridge.console")
 router = APIRouter(include_in_schema=False)
-STATIC = StaticFiles(directory=str(Path(__file__).parent / "static"))
+class _Static(StaticFiles):
+    """The console's style sheet and script, sent with ``nosniff`` and a CSP of their own like every page."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = web.CSP
+        return response
+
+
+STATIC = _Static(directory=str(Path(__file__).parent / "static"))
 
 Page = Callable[..., Awaitable[Response]]
 
@@ -154,8 +164,10 @@ async def sign_in(visit: Visit) -> Response:
     except TooManyRequests:
         await to_thread.run_sync(lambda: sign_in_event(visit.state, person=None, attempted=person_id,
                                                        method="password", reason="rate-limited", address=address))
-        return web.render(visit, "sign_in.html", status_code=429, next=target, error="rate-limited",
-                          oidc=visit.state.settings.oidc_issuer is not None)
+        refused = web.render(visit, "sign_in.html", status_code=429, next=target, error="rate-limited",
+                             oidc=visit.state.settings.oidc_issuer is not None)
+        refused.headers["Retry-After"] = "60"
+        return refused
 
     def check() -> people.SignInOutcome:
         with visit.state.sessions() as session, session.begin():

@@ -17,11 +17,11 @@ from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Caller, CurrentPrincipal, Principal, TokenCaller, caller_of
 from app.emergency import feed as emergency_feed
 from app.emergency.models import EmergencyNotice
-from app.errors import Forbidden, NotFound
+from app.errors import BadRequest, Forbidden, NotFound
 from app.lean import LeanRoute, lean
 from app.meetings import feed as clock_feed
 from app.meetings.models import ClockNotice
-from app.pagination import DEFAULT_LIMIT, ISO_TIMESTAMP, Cursor, Limit
+from app.pagination import DEFAULT_LIMIT, ISO_TIMESTAMP, MAX_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from app.policy.vocabulary import EMERGENCY_PURPOSE
 from app.referrals import repository, service, snapshot, worklist
 from app.referrals.models import Referral
@@ -37,6 +37,7 @@ from app.referrals.schemas import (
     ReferralPost,
     TransitionIn,
     Worklist,
+    WorklistKind,
 )
 from app.referrals.snapshot import AnyReferral, ReferralSnapshot
 from app.retention.dates import RetentionRules
@@ -539,8 +540,12 @@ def get_worklist(
     principal: CurrentPrincipal,
     network_id: str,
     purpose: access.PurposeHeader = None,
+    kind: Annotated[WorklistKind | None, Query(description="Only items of this kind.")] = None,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = MAX_LIMIT,
 ) -> Any:
     policies, now = state.policies.current, state.clock()
+    after = _worklist_position(cursor)
     ctx = disclose.ReadContext(principal, purpose or "", None, request.state.request_id)
     with disclose.denials_logged(state, session, ctx, {"network": network_id}):
         access.refuse_admin(principal)
@@ -553,35 +558,63 @@ def get_worklist(
                             slug="access-denied")
         stated = access.require_purpose(policies, principal, purpose, now.date())
     ctx = disclose.ReadContext(principal, stated, None, request.state.request_id)
-    found = worklist.items(session, network_id, network.protocol, now)
-    if not found:
-        return door.send(state, session, [], lambda items: {"network": network_id, "items": items})
-    named = {i.referral_id for i in found} | {i.earlier for i in found if i.earlier}
-    referrals = {r.id: r for r in snapshot.load_where(session, Referral.id.in_(named), [Referral.id], len(named))}
+    found = [i for i in worklist.items(session, network_id, network.protocol, now)
+             if (kind is None or i.kind == kind) and (after is None or _worklist_key(i) > after)]
+    released: list[door.Released] = []
+    last: worklist.Item | None = None
+    # A page at a time, in the list's order (the longest overdue first): the referrals of a chunk are
+    # read, each item is decided for the purpose, and only what is granted is listed and logged.
+    position = 0
+    while position < len(found) and len(released) < limit:
+        chunk = found[position:position + 2 * limit]
+        position += len(chunk)
+        named = {i.referral_id for i in chunk} | {i.earlier for i in chunk if i.earlier}
+        referrals = {r.id: r for r in snapshot.load_where(session, Referral.id.in_(named), [Referral.id],
+                                                          len(named))}
 
-    def grant(referral_id: str | None) -> access.Grant | None:
-        referral = referrals.get(referral_id or "")
-        if referral is None:
-            return None
-        decision = access.decide_referral(policies, principal, referral, stated, None, now.date())
-        if not decision.permit or not {"status", "urgency"} <= decision.fields:
-            return None
-        return access.grant_for(decision, principal, referral.referring_agency, stated)
+        def grant(referral_id: str | None, referrals: dict[str, Any] = referrals) -> access.Grant | None:
+            referral = referrals.get(referral_id or "")
+            if referral is None:
+                return None
+            decision = access.decide_referral(policies, principal, referral, stated, None, now.date())
+            if not decision.permit or not {"status", "urgency"} <= decision.fields:
+                return None
+            return access.grant_for(decision, principal, referral.referring_agency, stated)
 
-    released = []
-    for item in found:  # only what the purpose grants; each item logged against its referral
-        listed = grant(item.referral_id)
-        if listed is None:
-            continue
-        shown = item if item.earlier is None or grant(item.earlier) is not None else item.without_earlier()
-        referral = referrals[item.referral_id]
-        linked = {"linked_referral_ids": [shown.earlier]} if shown.earlier else {}
-        released.append(door.record_part(
-            ctx, listed, shown.to_dict(), owner_agency=referral.referring_agency, subject_id=referral.subject_id,
-            record_ids={"referral_id": referral.id, **linked}, fields=["status", "urgency"],
-        ))
-    return door.send(state, session, released, lambda items: {"network": network_id, "items": items})
+        for item in chunk:
+            last = item
+            listed = grant(item.referral_id)
+            if listed is None:
+                continue
+            shown = item if item.earlier is None or grant(item.earlier) is not None else item.without_earlier()
+            referral = referrals[item.referral_id]
+            linked = {"linked_referral_ids": [shown.earlier]} if shown.earlier else {}
+            released.append(door.record_part(
+                ctx, listed, shown.to_dict(), owner_agency=referral.referring_agency,
+                subject_id=referral.subject_id, record_ids={"referral_id": referral.id, **linked},
+                fields=["status", "urgency"],
+            ))
+            if len(released) == limit:
+                break
+    more = last is not None and last is not found[-1]
+    next_cursor = encode_cursor(dict(zip(("due_since", "referral_id", "kind"), _worklist_key(last), strict=True))) \
+        if more and last is not None else None
+    return door.send(state, session, released,
+                     lambda items: {"network": network_id, "items": items, "next_cursor": next_cursor})
 
+
+def _worklist_key(item: worklist.Item) -> tuple[str, str, str]:
+    return item.due_since.isoformat(), item.referral_id, item.kind
+
+
+def _worklist_position(cursor: str | None) -> tuple[str, str, str] | None:
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    key = (position.get("due_since"), position.get("referral_id"), position.get("kind"))
+    if not all(isinstance(part, str) for part in key):
+        raise BadRequest("The cursor is not one this service issued.", slug="invalid-cursor")
+    return key  # type: ignore[return-value]
 
 @router.get(
     "/v1/events",

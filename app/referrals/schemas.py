@@ -316,9 +316,12 @@ class AssessmentPage(BaseModel):
     items: list[AssessmentOut]
 
 
+WorklistKind = Literal["triage_overdue", "assignment_overdue", "review_due", "repeat_referral"]
+
+
 class WorklistItem(BaseModel):
     referral_id: str
-    kind: Literal["triage_overdue", "assignment_overdue", "review_due", "repeat_referral"]
+    kind: WorklistKind
     due_since: datetime = Field(description="When it fell due (for a repeat referral: when it was made).")
     status: str
     urgency: str
@@ -330,6 +333,7 @@ class Worklist(BaseModel):
 
     network: str
     items: list[WorklistItem]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last.")
 
 
 # Granted through their own endpoints (GET /v1/referrals/{id}/assessments, …/minutes, …/actions),

@@ -80,4 +80,37 @@ def test_only_the_networks_coordinator_reads_it(app_client: TestClient, auth: Au
     assert unstated.status_code == 400 and unstated.json()["type"].endswith("purpose-required")
     assert [e.event_type for e in for_request(state, unstated.headers["X-Request-ID"])] == ["denial"]
     town = app_client.get("/v1/networks/demo-town/worklist", headers=auth("town-coordinator", **PURPOSE))
-    assert town.status_code == 200 and town.json() == {"network": "demo-town", "items": []}
+    assert town.status_code == 200 and town.json() == {"network": "demo-town", "items": [], "next_cursor": None}
+
+
+def test_the_list_comes_in_pages_of_what_is_granted_and_each_page_is_logged(
+    app_client: TestClient, auth: Auth, state: AppState, post_referral: Callable[..., Any],
+) -> None:
+    clock = Clock(state)
+    made = [post_referral(**nobody_known(urgency="immediate"))["id"] for _ in range(5)]
+    clock.at(START + timedelta(hours=25))
+    whole = app_client.get(WORKLIST, headers=auth(COORDINATOR, **PURPOSE)).json()
+    assert {i["referral_id"] for i in whole["items"]} == set(made) and whole["next_cursor"] is None
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 2, "kind": "triage_overdue", **({"cursor": cursor} if cursor else {})}
+        response = app_client.get(WORKLIST, params=params, headers=auth(COORDINATOR, **PURPOSE))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["items"]) <= 2
+        logged = [e for e in for_request(state, response.headers["X-Request-ID"]) if e.event_type != "denial"]
+        assert [e.details["record_ids"]["referral_id"] for e in logged] == [i["referral_id"] for i in body["items"]]
+        seen += [i["referral_id"] for i in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [i["referral_id"] for i in whole["items"]] and pages == 3
+    assert app_client.get(WORKLIST, params={"kind": "review_due"},
+                          headers=auth(COORDINATOR, **PURPOSE)).json()["items"] == []
+    for bad in ({"cursor": "not-a-cursor"}, {"kind": "everything"}, {"limit": 0}, {"limit": 201}):
+        refused = app_client.get(WORKLIST, params=bad, headers=auth(COORDINATOR, **PURPOSE))
+        assert refused.status_code in (400, 422), (bad, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")

@@ -120,45 +120,60 @@ KINDS: dict[str, str] = {
     "repeat_referral": N_("Repeat referrals"),
 }
 WAITING = {"submitted": "new", "triaged": "triaged", "accepted": "accepted"}
-PAGES = 5  # of 200 referrals each: more than a network's panel waits for
+STATUS_OF = {kind: status for status, kind in WAITING.items()}
+PREVIEW = 10  # rows of each kind on the overview; "show all" pages through the rest
+PAGE = 50
 
 
 @router.get(f"{PREFIX}/worklist")
 @page("coordinator", needs_purpose=True)
 async def worklist(visit: Visit) -> Response:
+    """The overview (the first rows of each kind), or one kind a page at a time (``kind`` and ``cursor``).
+
+    Every row listed is a row the API listed, and logged, for the purpose: the page asks for no more
+    than it shows (PREVIEW of each kind, or a PAGE of one kind).
+    """
     query = visit.request.query_params
     network = chosen_network(visit, query.get("network"))
     kind = query.get("kind", "")
     kind = kind if kind in KINDS else ""
+    cursor = query.get("cursor") or None
     groups: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
+    more: dict[str, str | None] = {}
     if network is not None:
-        due = await visit.api.get(f"/v1/networks/{network}/worklist", purpose=visit.purpose)
-        if not due.ok:
-            return web.problem_page(visit, due)
-        for item in due.body.get("items", []):
-            if item.get("kind") in groups:
-                groups[item["kind"]].append({
-                    "referral_id": item.get("referral_id"), "since": item.get("due_since"),
-                    "status": item.get("status"), "urgency": item.get("urgency"), "detail": item.get("detail")})
-        cursor: str | None = None
-        for _ in range(PAGES):
-            waiting = await visit.api.get("/v1/referrals", purpose=visit.purpose, params={
-                "status": list(WAITING), "limit": 200, "cursor": cursor})
-            if not waiting.ok:
-                return web.problem_page(visit, waiting)
-            for referral in waiting.body.get("items", []):
-                if referral.get("network", network) != network or referral.get("status") not in WAITING:
-                    continue
-                groups[WAITING[referral["status"]]].append({
-                    "referral_id": referral.get("id"), "since": referral.get("created_at"),
-                    "status": referral.get("status"), "urgency": referral.get("urgency"), "detail": None})
-            cursor = waiting.body.get("next_cursor")
-            if not cursor:
-                break
-    shown = [(k, visit.gettext(label), groups[k]) for k, label in KINDS.items() if not kind or k == kind]
+        for wanted in ([kind] if kind else list(KINDS)):
+            limit = PAGE if kind else PREVIEW
+            reply = await (_waiting(visit, network, wanted, limit, cursor) if wanted in STATUS_OF
+                           else _due(visit, network, wanted, limit, cursor))
+            if not reply.ok:
+                return web.problem_page(visit, reply)
+            groups[wanted], more[wanted] = _rows(reply.body, network), reply.body.get("next_cursor")
+    shown = [(k, visit.gettext(label), groups[k], more.get(k)) for k, label in KINDS.items() if not kind or k == kind]
     return web.render(visit, "coordinator/worklist.html", networks=networks_of(visit), network=network,
                       kinds=[(k, visit.gettext(label)) for k, label in KINDS.items()], kind=kind, groups=shown,
-                      total=sum(len(items) for _, _, items in shown))
+                      total=sum(len(items) for _, _, items, _ in shown))
+
+
+async def _due(visit: Visit, network: str, kind: str, limit: int, cursor: str | None) -> web.Reply:
+    return await visit.api.get(f"/v1/networks/{network}/worklist", purpose=visit.purpose,
+                               params={"kind": kind, "limit": limit, "cursor": cursor})
+
+
+async def _waiting(visit: Visit, network: str, kind: str, limit: int, cursor: str | None) -> web.Reply:
+    return await visit.api.get("/v1/referrals", purpose=visit.purpose,
+                               params={"status": STATUS_OF[kind], "limit": limit, "cursor": cursor})
+
+
+def _rows(body: Any, network: str) -> list[dict[str, Any]]:
+    rows = []
+    for item in body.get("items", []) if isinstance(body, dict) else []:
+        if "kind" in item:  # a work-list item
+            rows.append({"referral_id": item.get("referral_id"), "since": item.get("due_since"),
+                         "status": item.get("status"), "urgency": item.get("urgency"), "detail": item.get("detail")})
+        elif item.get("network", network) == network:  # a referral waiting for the coordinator
+            rows.append({"referral_id": item.get("id"), "since": item.get("created_at"),
+                         "status": item.get("status"), "urgency": item.get("urgency"), "detail": None})
+    return rows
 
 
 # -- deciding a referral's next step --------------------------------------------------------------
