@@ -48,11 +48,9 @@ import os
 import platform
 import random
 import re
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -65,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # loadbench (puts the 
 
 import httpx  # noqa: E402
 import pyotp  # noqa: E402
+from loadbench.benchmark import data_directory  # noqa: E402
 from loadbench.seed import demo_principals, seed_settings, seeded_database  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
@@ -468,22 +467,6 @@ def run_backend(name: str, data_dir: Path, url: str, options: argparse.Namespace
     return result
 
 
-@contextmanager
-def data_directory(given: Path | None, keep: bool) -> Iterator[Path]:
-    if given is not None:
-        given.mkdir(parents=True, exist_ok=True)
-        yield given.resolve()
-        return
-    path = Path(tempfile.mkdtemp(prefix="casebridge-console-"))
-    try:
-        yield path
-    finally:
-        if keep:
-            log(f"kept {path}")
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--referrals", type=int, default=10_000)
@@ -501,7 +484,7 @@ def main() -> int:
     options = parser.parse_args()
     options.scenarios = set(options.scenarios.split(","))
     report: dict[str, Any] = {}
-    with data_directory(options.data_dir, options.keep) as data_dir:
+    with data_directory(options.data_dir, options.keep, prefix="casebridge-console-") as data_dir:
         sqlite_dir = data_dir / "sqlite"
         sqlite_dir.mkdir(exist_ok=True)
         report["sqlite"] = run_backend("sqlite", sqlite_dir, f"sqlite:///{sqlite_dir / 'casebridge.db'}", options)

@@ -558,8 +558,8 @@ def get_worklist(
                             slug="access-denied")
         stated = access.require_purpose(policies, principal, purpose, now.date())
     ctx = disclose.ReadContext(principal, stated, None, request.state.request_id)
-    found = [i for i in worklist.items(session, network_id, network.protocol, now)
-             if (kind is None or i.kind == kind) and (after is None or _worklist_key(i) > after)]
+    found = [i for i in worklist.items(session, network_id, network.protocol, now, kind)
+             if after is None or _worklist_key(i) > after]
     released: list[door.Released] = []
     last: worklist.Item | None = None
     # A page at a time, in the list's order (the longest overdue first): the referrals of a chunk are

@@ -48,15 +48,28 @@ class Item:
         return replace(self, earlier=None, detail="the person was referred before, within the repeat window")
 
 
-def items(session: Session, network_id: str, protocol: Protocol, now: datetime) -> list[Item]:
-    """Everything due in the network, the longest overdue first."""
+# The statuses each kind of item is found among.
+STATUSES_OF = {
+    "triage_overdue": (Status.submitted.value,),
+    "assignment_overdue": (Status.accepted.value,),
+    "review_due": (Status.closed.value,),
+    "repeat_referral": BEFORE_THE_PANEL,
+}
+
+
+def items(session: Session, network_id: str, protocol: Protocol, now: datetime, kind: str | None = None) -> list[Item]:
+    """Everything due in the network (or only items of one kind), the longest overdue first."""
     found: list[Item] = []
+    statuses = STATUSES_OF[kind] if kind is not None else (*BEFORE_THE_PANEL, Status.closed.value)
     rows = session.execute(
         select(Referral.id, Referral.status, Referral.urgency, Referral.created_at, Referral.subject_id)
         .where(Referral.network_id == network_id,
-               Referral.status.in_([*BEFORE_THE_PANEL, Status.closed.value]),
+               Referral.status.in_(statuses),
                ~exists().where(Tombstone.record_id == Referral.id))
     ).all()
+    if kind == "repeat_referral":
+        return sorted(_repeats(session, network_id, protocol, rows),
+                      key=lambda item: (item.due_since, item.referral_id, item.kind))
     entered = _entered(session, [r.id for r in rows if r.status in (Status.accepted.value, Status.closed.value)])
     for rid, status, urgency, created_at, _ in rows:
         if status == Status.submitted.value:
@@ -75,8 +88,10 @@ def items(session: Session, network_id: str, protocol: Protocol, now: datetime) 
                 if due <= now < protocol.cadence.add_to(due):
                     found.append(Item(rid, "review_due", due, status, urgency,
                                       f"review {point.iso()} after closure"))
-    found += _repeats(session, network_id, protocol, [r for r in rows if r.status in BEFORE_THE_PANEL])
-    return sorted(found, key=lambda item: (item.due_since, item.referral_id, item.kind))
+    if kind is None:
+        found += _repeats(session, network_id, protocol, [r for r in rows if r.status in BEFORE_THE_PANEL])
+    return sorted((i for i in found if kind is None or i.kind == kind),
+                  key=lambda item: (item.due_since, item.referral_id, item.kind))
 
 
 def _entered(session: Session, referral_ids: Sequence[str]) -> dict[str, datetime]:

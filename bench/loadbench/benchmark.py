@@ -52,12 +52,12 @@ def benchmark(options: Options) -> int:
 
 
 @contextmanager
-def data_directory(given: Path | None, keep: bool) -> Iterator[Path]:
+def data_directory(given: Path | None, keep: bool, prefix: str = "casebridge-load-") -> Iterator[Path]:
     if given is not None:
         given.mkdir(parents=True, exist_ok=True)
         yield given.resolve()
         return
-    path = Path(tempfile.mkdtemp(prefix="casebridge-load-"))
+    path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield path
     finally:
