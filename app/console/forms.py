@@ -14,6 +14,7 @@ the API is sent. What the API still refuses (422) goes back beside the fields wi
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -152,6 +153,21 @@ class Form:
                 self.problems.append(f"{path}: {message}" if path else message)
         if not placed and not self.problems:
             self.problems.append(reply.problem() or visit.gettext(N_("Some of what you entered was not accepted.")))
+
+
+    def refused(self, visit: Visit, reply: web.Reply, key: str) -> tuple[int, str]:
+        """The API refused the post: its reasons on the form; the status to answer and the key to offer next.
+
+        A refused post keeps its Idempotency-Key only if nothing was stored under it: a 409 is a key used
+        before, so the form gets a new one.
+        """
+        if reply.status == 422:
+            self.api_errors(visit, reply)
+        else:
+            heading, explanation = web.PROBLEM_TEXT.get(reply.status, web.UNAVAILABLE)
+            self.problems.append(f"{visit.gettext(heading)}: {visit.gettext(explanation)} {reply.problem()}".strip())
+        status = reply.status if 400 <= reply.status < 500 else 502
+        return status, secrets.token_urlsafe(24) if reply.status == 409 else key
 
 
 def _field_path(json_path: str) -> str:

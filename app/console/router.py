@@ -222,10 +222,15 @@ async def second_factor_form(visit: Visit) -> Response:
 @router.post(f"{PREFIX}/sign-in/second-factor")
 @page()
 async def second_factor(visit: Visit) -> Response:
-    if visit.stage != "second_factor" or visit.person is None:
+    return await _code_posted(visit, "second_factor")
+
+
+async def _code_posted(visit: Visit, stage: str) -> Response:
+    """A code typed on the second-factor or the enrolment page, for a session at that stage."""
+    if visit.stage != stage or visit.person is None:
         return web.redirect(visit, f"{PREFIX}/sign-in")
     form = await visit.request.form()
-    return await _check_code(visit, str(form.get("code", "")), enrolling=False)
+    return await _check_code(visit, str(form.get("code", "")), enrolling=stage == "enrol")
 
 
 async def _check_code(visit: Visit, code: str, *, enrolling: bool) -> Response:
@@ -289,10 +294,7 @@ async def enrol_form(visit: Visit) -> Response:
 @router.post(f"{PREFIX}/sign-in/enrol")
 @page()
 async def enrol(visit: Visit) -> Response:
-    if visit.stage != "enrol" or visit.person is None:
-        return web.redirect(visit, f"{PREFIX}/sign-in")
-    form = await visit.request.form()
-    return await _check_code(visit, str(form.get("code", "")), enrolling=True)
+    return await _code_posted(visit, "enrol")
 
 
 @router.post(f"{PREFIX}/sign-out")

@@ -26,7 +26,7 @@ def _require_browser() -> None:
     pytest.skip(f"browser tests skipped: {reason}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     _require_browser()
     from playwright.sync_api import sync_playwright

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console.conftest import ConsoleClient
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from support.console import ConsoleClient
 from support.referrals import BASE_REFERRAL, NARRATIVE
 
 from app.agencies.models import Agency
@@ -178,7 +178,7 @@ def api_as(app_client: TestClient, state: AppState, person_id: str, agency_id: s
 def test_a_referral_the_api_refuses_is_refused_by_its_page_with_nothing_of_it(
     signed_in: SignedIn, app_client: TestClient, state: AppState, post_referral: Callable[..., dict[str, Any]],
 ) -> None:
-    from console.conftest import PEOPLE
+    from support.console import PEOPLE
 
     referral = post_referral()
     secrets = [v for v in values_of(BASE_REFERRAL) if v not in ("referral/v1",)] + [NARRATIVE]

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from console.conftest import PASSWORD, ConsoleClient
 from fastapi.routing import iter_route_contexts
 from support.audit_log import entries
+from support.console import PASSWORD, ConsoleClient
 from support.row_counts import counts
 
 from app.console import web

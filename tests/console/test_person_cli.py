@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from console.conftest import PASSWORD, ConsoleClient
+from support.console import PASSWORD, ConsoleClient
 from typer.testing import CliRunner
 
 from app.cli import cli

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
-import pytest
-from console.conftest import PASSWORD, ConsoleClient
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from support.console import PASSWORD, Clock, ConsoleClient
 
 from app.config import Settings
 from app.console import web
@@ -25,25 +24,6 @@ from app.state import AppState
 
 Browser = Callable[[], ConsoleClient]
 SignedIn = Callable[..., ConsoleClient]
-
-
-class Clock:
-    """The app's clock, held still and moved by the test (state.clock)."""
-
-    def __init__(self, state: AppState) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-        state.clock = self
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def forward(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock(state: AppState) -> Clock:
-    return Clock(state)
 
 
 def set_cookie(response: Any) -> SimpleCookie:

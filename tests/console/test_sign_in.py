@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pyotp
 import pytest
-from console.conftest import PASSWORD, ConsoleClient
 from fastapi.routing import iter_route_contexts
 from support.audit_log import entries
+from support.console import PASSWORD, Clock, ConsoleClient
 from support.settings import suite_settings
 
 from app.config import Settings
@@ -40,25 +40,6 @@ def settings_overrides() -> dict[str, Any]:
 @pytest.fixture
 def settings(tmp_path: Any, database_url: str, settings_overrides: dict[str, Any]) -> Settings:
     return suite_settings(tmp_path, database_url, **settings_overrides)
-
-
-class Clock:
-    """The app's clock, held still and moved by the test (state.clock)."""
-
-    def __init__(self, state: AppState) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-        state.clock = self
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def forward(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock(state: AppState) -> Clock:
-    return Clock(state)
 
 
 def attempt(client: ConsoleClient, person_id: str, password: str, **kwargs: Any) -> Any:

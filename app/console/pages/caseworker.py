@@ -122,11 +122,5 @@ async def new_note(visit: Visit, referral_id: str) -> Response:
                                  purpose=visit.purpose, headers={"Idempotency-Key": key})
     if reply.ok:
         return web.redirect(visit, f"{PREFIX}/referrals/{referral['id']}?done=note-added")
-    if reply.status == 422:
-        form.api_errors(visit, reply)
-    else:
-        heading, explanation = web.PROBLEM_TEXT.get(reply.status, web.UNAVAILABLE)
-        form.problems.append(f"{visit.gettext(heading)}: {visit.gettext(explanation)} {reply.problem()}".strip())
-    status = reply.status if 400 <= reply.status < 500 else 502
-    return _show(visit, referral, form, secrets.token_urlsafe(24) if reply.status == 409 else key,
-                 status_code=status)
+    status, next_key = form.refused(visit, reply, key)
+    return _show(visit, referral, form, next_key, status_code=status)

@@ -138,14 +138,8 @@ async def new_referral(visit: Visit) -> Response:
     created = reply.body if isinstance(reply.body, dict) else {}
     if reply.ok and isinstance(created.get("id"), str):
         return web.redirect(visit, f"{PREFIX}/referrals/{created['id']}?done=referral-sent")
-    if reply.status == 422:
-        form.api_errors(visit, reply)
-    else:
-        heading, explanation = web.PROBLEM_TEXT.get(reply.status, web.UNAVAILABLE)
-        form.problems.append(f"{visit.gettext(heading)}: {visit.gettext(explanation)} {reply.problem()}".strip())
-    status = reply.status if 400 <= reply.status < 500 else 502
-    # A refused post keeps its key only if nothing was stored under it: a 409 is a reused key, so a new one.
-    return _show(visit, form, secrets.token_urlsafe(24) if reply.status == 409 else key, status_code=status)
+    status, next_key = form.refused(visit, reply, key)
+    return _show(visit, form, next_key, status_code=status)
 
 
 # The closed loop --------------------------------------------------------------------------------
