@@ -116,6 +116,10 @@ SWEEP: list[Sweep] = [
     Sweep("auditor", "/console/audit/processing", "audit-processing"),
     Sweep("referrer", "/console/agreements", "agreements-referrer"),
     Sweep("partner_reader", "/console/agreements", "agreements-partner-reader"),
+    Sweep("auditor", "/console/agreements/demo-city", "agreement-demo-city"),
+    Sweep("coordinator", "/console/meetings/new", "meeting-new"),
+    Sweep("coordinator", "/console/referrals/{referral}/actions/new", "action-new"),
+    Sweep("caseworker", "/console/referrals/{referral}/notes/new", "note-new"),
 ]
 
 
