@@ -98,7 +98,9 @@ def _quote(text: str) -> str:
 
 def _log_refusal(visit: Visit, reason: str) -> None:
     person = visit.person
-    log.warning("console refusal", extra={"reason": reason, "path": visit.request.url.path})
+    # The route's template, as the access log has it: a path's ids stay out of the application log.
+    route = getattr(visit.request.scope.get("route"), "path", PREFIX)
+    log.warning("console refusal", extra={"reason": reason, "path": route})
     log_refusal(visit.state, AuditEvent(
         event_type=EventType.denial.value, actor_agency=None,
         recipient_agency=person.agency_id if person else None, purpose=visit.purpose, decision="deny",

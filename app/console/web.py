@@ -112,6 +112,7 @@ class Visit:
     language: str
     new_cookie: str | None = None
     messages: list[tuple[str, str]] = field(default_factory=list)
+    token: str | None = None  # the person's access token for this request's API calls (Api)
 
     def gettext(self, message: str) -> str:
         return i18n.translations(self.language).gettext(message)
@@ -422,9 +423,11 @@ class Api:
         person = self.visit.person
         if person is None or self.visit.stage != "signed_in":  # half signed in (second factor to come): no
             raise NotSignedIn
-        token, _ = self.visit.state.tokens.issue(client_id=person.id, agency_id=person.agency_id,
-                                                 sector=person.sector, roles=sorted(person.roles), act=person.id)
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if self.visit.token is None:  # one token a request, however many API calls its page makes
+            self.visit.token, _ = self.visit.state.tokens.issue(
+                client_id=person.id, agency_id=person.agency_id, sector=person.sector,
+                roles=sorted(person.roles), act=person.id)
+        headers = {"Authorization": f"Bearer {self.visit.token}", "Accept": "application/json"}
         if purpose:
             headers["X-Purpose"] = purpose
         request_id = current_request_id()
