@@ -186,14 +186,17 @@ def seal_totp(keyring: Keyring, person_id: str, secret: str) -> str:
 
 
 def open_totp(keyring: Keyring, person: Person) -> str | None:
-    if person.totp_sealed is None:
-        return None
-    key_id, _, text = person.totp_sealed.partition("$")
+    return None if person.totp_sealed is None else open_sealed_totp(keyring, person.id, person.totp_sealed)
+
+
+def open_sealed_totp(keyring: Keyring, person_id: str, sealed: str) -> str | None:
+    """A key sealed by ``seal_totp`` for this person (None when its keyring key is gone)."""
+    key_id, _, text = sealed.partition("$")
     try:
         entry = keyring.get(key_id, KeyKind.kek)
     except KeyringError:
         return None
-    return aead.open_sealed(_totp_key(entry.material), base64.urlsafe_b64decode(text), person.id.encode()).decode()
+    return aead.open_sealed(_totp_key(entry.material), base64.urlsafe_b64decode(text), person_id.encode()).decode()
 
 
 def _totp_key(material: bytes) -> bytes:

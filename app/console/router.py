@@ -191,7 +191,8 @@ async def sign_in(visit: Visit) -> Response:
         stage = "second_factor" if person.totp_sealed else "enrol"
         pending = {"next": target, "method": "password"}
         if stage == "enrol":
-            pending["secret"] = people.new_totp_secret()
+            # Sealed like the enrolled key: the session row never holds it in clear.
+            pending["sealed"] = people.seal_totp(visit.state.keyring, person.id, people.new_totp_secret())
         await to_thread.run_sync(lambda: web.start_session(visit, person_id=person.id, stage=stage, pending=pending))
         return web.redirect(visit, f"{PREFIX}/sign-in/{'second-factor' if stage == 'second_factor' else 'enrol'}")
     await to_thread.run_sync(lambda: _signed_in(visit, person, "password", address))
@@ -252,11 +253,12 @@ async def _check_code(visit: Visit, code: str, *, enrolling: bool) -> Response:
             person = session.get(Person, person_id)
             if person is None or person.disabled:
                 return None
-            secret = pending.get("secret") if enrolling else people.open_totp(visit.state.keyring, person)
+            secret = (people.open_sealed_totp(visit.state.keyring, person.id, str(pending.get("sealed", "")))
+                      if enrolling else people.open_totp(visit.state.keyring, person))
             if not secret or not people.check_totp(session, person, str(secret), code, now=visit.state.clock()):
                 return None
             if enrolling:
-                person.totp_sealed = people.seal_totp(visit.state.keyring, person.id, str(secret))
+                person.totp_sealed = str(pending["sealed"])
             session.flush()
             session.expunge(person)
             return person
@@ -278,7 +280,7 @@ def _enrolment(visit: Visit, pending: dict[str, Any]) -> dict[str, Any]:
     import segno
 
     assert visit.person is not None
-    secret = str(pending.get("secret", ""))
+    secret = people.open_sealed_totp(visit.state.keyring, visit.person.id, str(pending.get("sealed", ""))) or ""
     uri = f"otpauth://totp/CaseBridge:{visit.person.id}?secret={secret}&issuer=CaseBridge"
     qr = segno.make(uri, error="m").svg_inline(scale=4, dark="#000", light="#fff", omitsize=False)
     return {"secret": secret, "qr": qr}
