@@ -1,0 +1,1 @@
+"""Training records: the courses a person has completed, and what agreements require of recipients."""
