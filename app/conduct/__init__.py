@@ -1,0 +1,1 @@
+"""Codes of conduct: each person accepts the current version of every network's code before seeing case data."""
