@@ -1,0 +1,1 @@
+"""Training networks: synthetic people and cases for practice, isolated from every real network."""
