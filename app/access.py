@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -12,6 +12,8 @@ from app.auth.principal import Principal
 from app.errors import BadRequest, Forbidden
 from app.policy.decision import AttributeValue, Caller, Decision, Record, flag_value
 from app.policy.engine import decide, purposes_for
+from app.policy.explain import Explanation
+from app.policy.model import Agreement
 from app.policy.policy_set import PolicySet
 from app.policy.reach import Reach, reach
 from app.policy.vocabulary import EMERGENCY_PURPOSE, RecordKind
@@ -48,10 +50,15 @@ class AccessDenied(Forbidden):
         self, decision: Decision, purpose: str, *, owner_agency: str | None = None,
         subject_id: str | None = None,
     ) -> None:
+        lapsed = decision.reason_code in NOT_IN_FORCE_CODES
+        told: dict[str, Any] = (
+            {"agreement": decision.agreement_id, "agreement_version": decision.agreement_version} if lapsed else {})
         super().__init__(
             f"Not granted for purpose {purpose!r}: {decision.reason}.",
+            slug=decision.reason_code.replace("_", "-") if lapsed else None,
             reason=decision.reason,
             rule_ids=list(decision.rule_ids),
+            **told,
         )
         self.decision = decision
         self.owner_agency = owner_agency
@@ -100,6 +107,7 @@ def caller(principal: Principal, relations: frozenset[str] = frozenset()) -> Cal
         sector=principal.sector,
         roles=principal.roles,
         relations=relations,
+        trained=principal.trained,
     )
 
 
@@ -122,11 +130,100 @@ def require_purpose(
             slug="purpose-required", purposes=open_to_caller,
         )
     if purpose not in open_to_caller:
+        for lapse in not_in_force(policies, principal.agency_id, today, purpose=purpose):
+            raise Forbidden(f"Purpose {purpose!r} is not open to you: {lapse.reason}.", slug=lapse.slug,
+                            purposes=open_to_caller, **lapse.extensions)
         raise BadRequest(
             f"Purpose {purpose!r} is not one open to you.", slug="purpose-unknown",
             purposes=open_to_caller,
         )
     return purpose
+
+
+# -- agreements that exist but decide nothing today ------------------------------------------
+
+NOT_IN_FORCE_CODES = frozenset({"agreement_expired", "agreement_not_yet_effective"})
+
+
+@dataclass(frozen=True, slots=True)
+class NotInForce:
+    """An agreement the caller's agency is a party to that decides nothing today, and why."""
+
+    agreement: Agreement
+    reason_code: Literal["agreement_expired", "agreement_not_yet_effective"]
+
+    @property
+    def slug(self) -> str:
+        return self.reason_code.replace("_", "-")
+
+    @property
+    def reason(self) -> str:
+        a = self.agreement
+        if self.reason_code == "agreement_expired":
+            return (f"agreement {a.id} version {a.version} expired on {a.review_by.isoformat()} (its review_by); "
+                    "nothing is shared under it until a renewed version is signed")
+        return (f"agreement {a.id} version {a.version} takes effect on {a.effective_from.isoformat()} "
+                "(its effective_from); nothing is shared under it before then")
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"agreement": self.agreement.id, "agreement_version": self.agreement.version}
+
+    def decision(self) -> Decision:
+        a = self.agreement
+        return Decision(False, self.reason, self.reason_code, agreement_id=a.id, agreement_version=a.version,
+                        agreement_hash=a.content_hash)
+
+
+def not_in_force(
+    policies: PolicySet, agency_id: str, today: date, *, network_id: str | None = None, purpose: str | None = None,
+) -> list[NotInForce]:
+    """The agreements the agency is a party to (deciding the network, declaring the purpose, when given)
+    that exist but are not in force today: what a refusal names instead of "not open to you".
+
+    Only refusals ask (never a read that succeeds): the hot path stays as it was.
+    """
+    found = []
+    for agreement in policies:
+        if agency_id not in agreement.party_set or agreement.in_force(today):
+            continue
+        if network_id is not None and network_id not in agreement.networks:
+            continue
+        if purpose is not None and not agreement.declares(purpose):
+            continue
+        code: Literal["agreement_expired", "agreement_not_yet_effective"] = (
+            "agreement_expired" if today >= agreement.review_by else "agreement_not_yet_effective")
+        found.append(NotInForce(agreement, code))
+    return found
+
+
+def lapse_told(
+    policies: PolicySet, agency_id: str, network_id: str, today: date, decision: Decision,
+) -> Decision:
+    """A refusal for want of an agreement in force of the record's network, saying which one lapsed.
+
+    Left as it was unless no agreement in force of the network has the agency as a party and one
+    that is not in force does (a deny, or a rule that grants nothing, stands on its own).
+    """
+    if decision.permit or decision.reason_code not in ("no_agreement", "purpose_not_declared", "no_rule"):
+        return decision
+    if in_force_party(policies, agency_id, network_id, today):
+        return decision
+    for lapse in not_in_force(policies, agency_id, today, network_id=network_id):
+        return lapse.decision()
+    return decision
+
+
+def lapse_explained(
+    policies: PolicySet, agency_id: str, record: Record, explanation: Explanation,
+) -> Explanation:
+    """An explanation refused for want of an agreement in force: its decision names the lapsed one
+    (`POST /v1/decisions/explain`, `casebridge policy explain`)."""
+    network = record.attributes.get("network")
+    if explanation.decision.permit or not isinstance(network, str):
+        return explanation
+    told = lapse_told(policies, agency_id, network, explanation.now, explanation.decision)
+    return explanation if told is explanation.decision else replace(explanation, decision=told)
 
 
 # -- networks and changes ------------------------------------------------------------------
@@ -142,6 +239,11 @@ def in_force_party(policies: PolicySet, agency_id: str, network_id: str, today: 
         if agreement is not None and agreement.in_force(today) and agency_id in agreement.party_set:
             return True
     return False
+
+
+def awaiting_signatures(policies: PolicySet, agency_id: str, network_id: str) -> str:
+    """"; agreement X version N is proposed: awaiting …" for each unsigned version of the network (or "")."""
+    return "".join(f"; {p}" for p in policies.proposed_for(agency_id) if network_id in p.networks)
 
 
 def networks_decided_for(policies: PolicySet, principal: Principal, today: date) -> tuple[str, ...]:
@@ -175,8 +277,14 @@ def authorize_change(
     refuse_admin(principal)
     network_id = referral.network_id
     if not in_force_party(policies, principal.agency_id, network_id, today):
+        for lapse in not_in_force(policies, principal.agency_id, today, network_id=network_id):
+            raise ChangeDenied(
+                f"{action}: {lapse.reason}.", slug=lapse.slug, owner_agency=referral.referring_agency,
+                subject_id=referral.subject_id, network=network_id, **lapse.extensions,
+            )
         raise ChangeDenied(
-            f"{action}: your agency is not a party to an agreement in force of network {network_id!r}.",
+            f"{action}: your agency is not a party to an agreement in force of network {network_id!r}"
+            f"{awaiting_signatures(policies, principal.agency_id, network_id)}.",
             owner_agency=referral.referring_agency, subject_id=referral.subject_id, network=network_id,
         )
     relations = change_relations(policies, principal, referral)
@@ -218,7 +326,9 @@ def decide_referral(
 ) -> Decision:
     relations = referral_relations(principal, referral)
     record = Record("referral", referral_attributes(referral, invited=invited))
-    return decide(policies, caller(principal, relations), purpose, record, view, now=today)
+    decision = decide(policies, caller(principal, relations), purpose, record, view, now=today)
+    return decision if decision.permit else lapse_told(
+        policies, principal.agency_id, referral.network_id, today, decision)
 
 
 def grant_for(
@@ -252,7 +362,9 @@ def decide_note(
 ) -> Decision:
     record = Record("note", {**referral_attributes(referral), "classification": classification})
     relations = note_relations(principal, referral, author_agency)
-    return decide(policies, caller(principal, relations), purpose, record, None, now=today)
+    decision = decide(policies, caller(principal, relations), purpose, record, None, now=today)
+    return decision if decision.permit else lapse_told(
+        policies, principal.agency_id, referral.network_id, today, decision)
 
 
 def scope(policies: PolicySet, principal: Principal, purpose: str, kind: RecordKind, today: date) -> Reach:

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from app import migrate
+from app.agreements.ledger import SignatureLedger
 from app.audit.service import AuditLog
 from app.auth.ratelimit import TokenEndpointLimits
 from app.auth.tokens import TokenService
@@ -24,6 +26,7 @@ from app.policy.loader import LoadResult
 from app.policy.store import PolicyStore
 from app.referrals.schemas import referral_field_paths
 from app.state import AppState
+from app.training_network.marks import training_event
 from app.vocabularies import mappings
 
 log = logging.getLogger("casebridge.startup")
@@ -76,7 +79,9 @@ def build_state(settings: Settings, *, migrate_now: bool | None = None) -> AppSt
         audience=settings.audience,
         ttl_seconds=settings.token_ttl_seconds,
     )
-    policies = PolicyStore(referral_field_paths())
+    sessions = make_sessionmaker(engine)
+    ledger = SignatureLedger(sessions)
+    policies = PolicyStore(referral_field_paths(), gate=ledger)
     load_policies(policies, settings)
     mappings.use_directory(settings.policies_dir / "mappings")
     keyring.subscribe(tokens.refresh_keys)
@@ -84,23 +89,26 @@ def build_state(settings: Settings, *, migrate_now: bool | None = None) -> AppSt
         None if settings.keyring_json else KeyringFile(keyring, settings.resolved_keyring_path).attach()
     )
     hasher = SecretHasher(keyring)
-    return AppState(
+    state = AppState(
         settings=settings,
         keyring=keyring,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         read_sessions=make_read_sessionmaker(engine),
         loop_reads=LoopReads(engine),
         tokens=tokens,
         envelope=Envelope(keyring),
         blind_index=BlindIndex(keyring),
         policies=policies,
-        audit=AuditLog(keyring, BlindIndex(keyring), origin=settings.audit_origin),
+        audit=AuditLog(keyring, BlindIndex(keyring), origin=settings.audit_origin,
+                       marks_training=lambda event: training_event(policies.current, event)),
         secret_hasher=hasher,
         token_limits=TokenEndpointLimits(settings),
         dummy_secret_hash=hasher.dummy_hash(),
         keyring_file=keyring_file,
     )
+    ledger.clock = lambda: state.clock()  # a test's clock, when it sets one
+    return state
 
 
 def _open_keyring(settings: Settings) -> tuple[Keyring, list[str]]:
@@ -140,6 +148,7 @@ def _seed_demo_if_empty(state: AppState) -> bool:
         seed_demo_people,
         write_credentials,
     )
+    from app.training_network import create as training_network
 
     with transaction(state.sessions) as session:
         if not database_is_empty(session):
@@ -147,15 +156,21 @@ def _seed_demo_if_empty(state: AppState) -> bool:
         credentials = seed_demo(session, state)
         seed_demo_cases(session, state)  # referrals in every status, so each role's first call shows some
         demo_people = seed_demo_people(session)
+        training = training_network.seed_demo_network(session, state)  # its people write beside the demo's
     path = write_credentials(credentials, state.settings)
     write_credentials(demo_people, state.settings, people_path(state.settings))
+    if training is not None:
+        training_network.write_credentials(state, training_network.DEMO_PLAN, training)
     log.info("seeded the demo network", extra={"credentials_file": str(path)})
     return True
 
 
-def load_policies(store: PolicyStore, settings: Settings) -> LoadResult:
-    """Load (or reload) the agreements; a broken file is refused and logged, the rest serve."""
-    result = store.reload(settings.policies_dir)
+def load_policies(store: PolicyStore, settings: Settings, session: Session | None = None) -> LoadResult:
+    """Load (or reload) the agreements; a broken file is refused and logged, the rest serve.
+
+    New versions are recorded as proposed in `session` (a request's own), else in a unit of work of their own.
+    """
+    result = store.reload(settings.policies_dir, session)
     for error in result.errors:
         log.error("agreement refused", extra={"file": error.file, "line": error.line, "reason": error.reason})
     for warning in result.warnings:

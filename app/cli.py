@@ -44,6 +44,8 @@ from app.console.cli import person_cli
 from app.crypto.cli import rotate as keys_rotate
 from app.meetings.cli import clocks_cli
 from app.retention.cli import backup, restore, retention_cli
+from app.training.cli import training_cli
+from app.training_network.cli import training_network_cli
 
 if TYPE_CHECKING:
     from app.state import AppState
@@ -72,6 +74,8 @@ cli.add_typer(audit_cli, name="audit")
 cli.add_typer(retention_cli, name="retention")
 cli.add_typer(clocks_cli, name="clocks")
 cli.add_typer(person_cli, name="person")
+cli.add_typer(training_cli, name="training")
+cli.add_typer(training_network_cli, name="training-network")
 cli.command("backup")(backup)
 cli.command("restore", epilog="Exit 4 if not confirmed (--yes); nothing is changed then.")(restore)
 keys_cli.command("rotate")(keys_rotate)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.agencies import service
 from app.agencies.models import Agency, ApiClient
 from app.agencies.schemas import AgencyIn, ClientIn, Role, Sector
+from app.agreements.signing import sign_for_every_party
 from app.config import Settings
 from app.state import AppState
 
@@ -36,6 +38,9 @@ DEMO_AGENCIES: list[tuple[str, str, Sector]] = [
     ("town-social-services", "Town Social Services", Sector.social_services),
     ("town-youth-club", "Town Youth Club", Sector.youth_work),
 ]
+# The agreements the demo ships (policies/), which seeding it signs for their parties; the training
+# network's is signed when it is seeded (app/training_network).
+DEMO_AGREEMENTS = frozenset({"demo-city", "demo-town", "national-statistics", "training-demo"})
 
 DEMO_CLIENTS: list[tuple[str, str, str, list[Role]]] = [
     ("municipality-coordinator", "city-municipality", "Focal point coordinator", [Role.coordinator]),
@@ -74,6 +79,29 @@ DEMO_PEOPLE: list[tuple[str, str, str, list[Role]]] = [
     ("omar-reader", "youth-ngo-bridges", "Omar Saleh", [Role.partner_reader]),
     ("dana-auditor", "independent-auditor", "Dana Aziz", [Role.auditor]),
 ]
+
+
+DEMO_COURSE = "data-protection-basics"  # what demo-city's contact view requires of its recipients
+# The demo's refusal for training: this person's course expired a month ago (the console warns, and
+# an assigned referral shows the case view, not the contact details, until a coordinator records a renewal).
+DEMO_EXPIRED = "sami-referrer"
+
+
+def seed_demo_training(session: Session, today: date) -> None:
+    """A current completion of the demo course for every demo client and person without any record."""
+    from app.training.models import TrainingRecord
+    from app.training.service import add
+
+    everyone = [c[0] for c in DEMO_CLIENTS] + [p[0] for p in DEMO_PEOPLE]
+    recorded = set(session.scalars(select(TrainingRecord.person_id).where(TrainingRecord.person_id.in_(everyone))))
+    now = datetime.combine(today, time(), UTC)
+    for person_id in everyone:
+        if person_id in recorded:
+            continue
+        completed = today - timedelta(days=400 if person_id == DEMO_EXPIRED else 60)
+        add(session, person_id=person_id, course_id=DEMO_COURSE, completed_on=completed,
+            expires_on=completed + timedelta(days=365 if person_id == DEMO_EXPIRED else 730),
+            recorded_by="municipality-coordinator", source="import", now=now)
 
 
 def database_is_empty(session: Session) -> bool:
@@ -130,7 +158,10 @@ def seed_demo(session: Session, state: AppState) -> list[dict[str, Any]]:
             "sector": sectors[agency_id].value,
             "roles": sorted(r.value for r in roles),
         })
+    seed_demo_training(session, state.clock().date())
     session.flush()
+    # The demo's own agreements, signed for each party; a deployment's real ones only by their parties.
+    sign_for_every_party(session, state, "demo", only=DEMO_AGREEMENTS)
     return credentials
 
 

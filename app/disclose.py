@@ -139,6 +139,7 @@ def change_event(
 
 
 REFUSALS = frozenset({"access-denied", "purpose-required", "purpose-unknown", "unknown-view",
+                      "agreement-expired", "agreement-not-yet-effective",
                       "admin-no-case-data", "transition-forbidden", "dimension-not-allowed",
                       "dimensions-invalid", "dimensions-required"})
 

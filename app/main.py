@@ -47,6 +47,8 @@ from app.retention.router import router as legal_holds_router
 from app.retention.scheduler import RetentionScheduler
 from app.standards.router import router as standards_router
 from app.statistics.router import router as statistics_router
+from app.training.router import router as training_router
+from app.training_network.marks import TrainingMarkMiddleware
 
 DESCRIPTION = """\
 CaseBridge shares case referrals and notes between the agencies of a multi-agency
@@ -124,12 +126,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
     install_error_handlers(app)
+    app.add_middleware(TrainingMarkMiddleware)  # inside the request context: it reads the caller it left
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics
     )
     routers = (health_router, auth_router, admin_router, standards_router, referrals_router, notes_router,
                agreements_router, audit_router, partners_router, statistics_router, emergency_router,
-               erasure_router, legal_holds_router, meetings_router)
+               erasure_router, legal_holds_router, meetings_router, training_router)
     for router in routers:
         app.include_router(router)
     install_console(app)

@@ -64,6 +64,8 @@ TAGS: list[dict[str, Any]] = [
     {"name": "legal-holds", "description": "Legal holds that keep records past their retention date."},
     {"name": "meetings", "description": "The case conference: meetings and agendas proposed from the network's "
                                         "protocol, invitations per item, minutes and decisions, actions."},
+    {"name": "training", "description": "Training records: the courses people completed, which agreements may "
+                                        "require of their recipients, and each caller's own training status."},
 ]
 
 ERROR_ITEM: dict[str, Any] = {
@@ -97,7 +99,8 @@ PROBLEM: dict[str, Any] = {
         "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ProblemError"},
                    "description": "422: every invalid input."},
         "purposes": {"type": "array", "items": {"type": "string"},
-                     "description": "400 `purpose-required`/`purpose-unknown`: the purposes open to the caller."},
+                     "description": "400 `purpose-required`/`purpose-unknown`, 403 `agreement-expired`/"
+                                    "`agreement-not-yet-effective`: the purposes open to the caller."},
         "reason": {"type": "string", "description": "403 `access-denied`: why no agreement grants the read."},
         "rule_ids": {"type": "array", "items": {"type": "string"},
                      "description": "403 `access-denied`: the agreement rules that decided."},
@@ -115,7 +118,10 @@ PROBLEM: dict[str, Any] = {
         "hold_ids": {"type": "array", "items": {"type": "string"}, "description": "409 `legal-hold`: the holds."},
         "log_size": {"type": "integer", "description": "400 `invalid-proof-range`: entries in the log."},
         "max_per_agency_per_day": {"type": "integer", "description": "429: the emergency section's limit."},
-        "agreement": {"type": "string", "description": "429: the agreement whose limit was reached."},
+        "agreement": {"type": "string", "description": "429: the agreement whose limit was reached; 403 "
+                      "`agreement-expired`/`agreement-not-yet-effective`: the agreement not in force."},
+        "agreement_version": {"type": "integer", "description": "403 `agreement-expired`/"
+                              "`agreement-not-yet-effective`: its version."},
         "checks": {"type": "object", "additionalProperties": {"type": "string"},
                    "description": "503 readiness: each check's state."},
     },
@@ -126,6 +132,10 @@ HEADERS: dict[str, dict[str, Any]] = {
     "X-Request-ID": {"description": "The request's id (the caller's own `X-Request-ID` if valid, else generated); "
                                     "quoted in logs and in every problem's `request_id`.",
                      "required": True, "schema": {"type": "string"}},
+    "CaseBridge-Training": {"description": "`true` on every reply to a caller whose agency belongs to a training "
+                                           "network (synthetic people, isolated from every real network: "
+                                           "docs/training.md); absent otherwise.",
+                            "schema": {"type": "string", "enum": ["true"]}},
     "ETag": {"description": "The record's version; send it back in `If-Match` (or `If-None-Match`).",
              "schema": {"type": "string"}},
     "Location": {"description": "The created resource.", "schema": {"type": "string"}},
@@ -206,7 +216,9 @@ DEFAULT_DESCRIPTIONS = {
     400: "Bad request: a control character in a header, a missing or unknown `X-Purpose`, an invalid "
          "`Idempotency-Key` or cursor",
     401: "Missing, invalid or expired access token, or a disabled client",
-    403: "Not permitted: a role this operation does not admit, or no agreement in force grants it",
+    403: "Not permitted: a role this operation does not admit, or no agreement in force grants it "
+         "(`agreement-expired`, `agreement-not-yet-effective`: the caller's agreement is past its review_by, "
+         "or not yet effective)",
     404: "No such resource",
     409: "Conflict with the resource's current state",
     410: "The resource was erased",
@@ -365,7 +377,7 @@ def _complete(operation: dict[str, Any], route: RouteContext, path: str, schemas
         elif operation_id in RESPONSE_EXAMPLES:
             media.setdefault("example", RESPONSE_EXAMPLES[operation_id])
     for code, response in responses.items():
-        response.setdefault("headers", {}).update(headers("X-Request-ID"))
+        response.setdefault("headers", {}).update(headers("X-Request-ID", "CaseBridge-Training"))
         response["headers"].update(headers(*SUCCESS_HEADERS.get((operation_id, int(code)), ())))
         if int(code) < 400:
             _example_for(response, schemas)
@@ -426,8 +438,8 @@ def _error_codes(
     dependant = route.dependant
     if secured:
         codes.add(401)
-        if set(roles) != set(ALL_ROLES):
-            codes.add(403)
+        if set(roles) != set(ALL_ROLES) or operation.get("x-purpose-required"):
+            codes.add(403)  # a purpose under an agreement that lapsed is refused with a 403
     if dependant.path_params:
         codes.add(404)
     # app.edges refuses a control character in any header with a 400, and in any path, query string or
@@ -490,7 +502,7 @@ def _problem_response(code: int, declared: dict[str, Any], path: str) -> dict[st
     if code == 422:
         example["errors"] = [{"location": "body", "path": "$.risk_level", "message": "Input should be 'low', "
                               "'medium' or 'high'", "type": "enum"}]
-    response_headers = {**declared.get("headers", {}), **headers("X-Request-ID")}
+    response_headers = {**declared.get("headers", {}), **headers("X-Request-ID", "CaseBridge-Training")}
     if code == 401:
         response_headers.update(headers("WWW-Authenticate"))
     if code in (429, 503):

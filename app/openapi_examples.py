@@ -102,6 +102,9 @@ REQUEST_EXAMPLES: dict[str, Any] = {
     "lift_legal_hold": {"reason": "Proceedings closed."},
     "place_referral_legal_hold": {"reason": "Serious case review in progress."},
     "lift_referral_legal_hold": {"reason": "Review concluded."},
+    "record_training": {"person_id": "lina-caseworker", "course_id": "data-protection-basics",
+                        "completed_on": "2026-11-20", "expires_on": "2028-11-20"},
+    "sign_agreement": {"content_hash": "9c1e4b7f2a6d8e3c5b0a7f9d1e2c4b6a8d0f3e5c7b9a1d2e4f6a8c0b2d4e6f8a"},
 }
 
 # Where one operation answers several media types: (operation, media type) -> example.
@@ -117,7 +120,18 @@ MEDIA_EXAMPLES: dict[tuple[str, str], Any] = {
     ("get_audit_verifier_keys", "text/plain"): "casebridge.example/audit+1a2b3c4d+AY5nq0m…\n",
 }
 
+TRAINING_RECORD_OUT: dict[str, Any] = {
+    "id": "trn_V4wq9XbT0sLm2KcE", "person_id": "lina-caseworker", "course_id": "data-protection-basics",
+    "completed_on": "2026-11-20", "expires_on": "2028-11-20", "recorded_by": "amal-coordinator", "recorded_at": TIME,
+    "source": "api",
+}
+
 RESPONSE_EXAMPLES: dict[str, Any] = {
+    "record_training": TRAINING_RECORD_OUT,
+    "list_training_records": {"items": [TRAINING_RECORD_OUT]},
+    "training_status": {"person_id": "lina-caseworker", "courses": [{
+        "course_id": "data-protection-basics", "state": "expiring", "completed_on": "2024-12-20",
+        "expires_on": "2026-12-20"}]},
     "create_referral": REFERRAL_OUT,
     "get_referral": REFERRAL_OUT,
     "list_referrals": {"items": [REFERRAL_OUT], "next_cursor": None},
@@ -131,7 +145,11 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
         "assessed_by": "A. Haddad, focal point"}]},
     "get_worklist": {"network": "demo-city", "items": [{
         "referral_id": REFERRAL_ID, "kind": "triage_overdue", "due_since": "2026-03-03T09:00:00+00:00",
-        "status": "submitted", "urgency": "immediate", "detail": "not triaged within PT24H (immediate)"}]},
+        "status": "submitted", "urgency": "immediate", "detail": "not triaged within PT24H (immediate)"}],
+        "agreements": [{
+            "kind": "agreement_review_30", "agreement": "demo-city", "version": 3, "review_by": "2027-06-30",
+            "days_left": 20, "detail": "agreement demo-city version 3 is due for review by 2027-06-30 (20 days): "
+                                       "from that day nothing is shared under it until a renewed version is signed"}]},
     "schedule_meeting": MEETING_OUT,
     "add_agenda_item": MEETING_OUT,
     "edit_agenda_item": MEETING_OUT,

@@ -20,7 +20,8 @@ What it does, in order, for each database:
    city-municipality and an auditor of independent-auditor.
 3. Builds the app (`app.main.create_app`, its lifespan run) and drives it in process through
    `httpx.ASGITransport`: each person signs in through the pages (password, then TOTP enrolment
-   with pyotp), the coordinator chooses the purpose `safeguarding_assessment`.
+   with pyotp, then the network's code of conduct), the coordinator chooses the purpose
+   `safeguarding_assessment`.
 4. For each scenario: `--warmup` unmeasured requests, then `--requests` measured ones, one at a
    time; per request the wall time (`time.perf_counter`) and the process's CPU time
    (`time.process_time`: every thread, so the API's thread pool and the log's committer too).
@@ -91,6 +92,7 @@ NETWORK = "demo-city"
 BATCH = 2000  # log entries per transaction when topping the log up
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 SECRET = re.compile(r'id="totp-secret">([A-Z2-7]+)<')
+CONDUCT = re.compile(r'name="(code:[^"]+)" value="([^"]+)"')
 ROWS = re.compile(r"<tr[\s>]|<li class=\"entry[\s\"]")  # table rows, entries of the log's timeline
 READ_ROLES = frozenset({"coordinator", "caseworker", "referrer", "partner_reader"})
 
@@ -218,6 +220,9 @@ class Browser:
             # The next step's code (a neighbour is accepted), so not the one an earlier run just used.
             code = pyotp.TOTP(known[person_id]).at(self.state.clock().timestamp() + 30)
             response = await self.post("/console/sign-in/second-factor", {"code": code})
+        if response.url.path == "/console/conduct":  # the network's code of conduct, accepted once per version
+            codes = dict(CONDUCT.findall(response.text))
+            response = await self.post("/console/conduct", {**codes, "next": "/console/"})
         if response.status_code != 200 or response.url.path != "/console/":
             raise RuntimeError(f"{person_id} could not sign in: {response.status_code} {response.url}")
 

@@ -34,6 +34,7 @@ class Role(StrEnum):
     statistics_reader = "statistics_reader"
     auditor = "auditor"
     admin = "admin"
+    signatory = "signatory"  # signs agreement versions for the agency (with coordinator, who also may)
 
 
 class AgencyIn(BaseModel):

@@ -17,7 +17,8 @@ from app.cli_common import ExitCode, JsonAlways, JsonFlag, comma_choices, err, o
 if TYPE_CHECKING:
     from app.policy.duration import Duration
     from app.policy.loader import LoadResult
-    from app.policy.model import Network
+    from app.policy.model import Agreement, Network
+    from app.policy.who import Recipient
 
 policy_cli = typer.Typer(help="Information-sharing agreements (policies/).", no_args_is_help=True)
 
@@ -55,6 +56,16 @@ def _load(directory: Path | None) -> tuple[Path, LoadResult]:
 
     folder = directory or load_settings().policies_dir
     return folder, load_agreements(folder, referral_field_paths())
+
+
+def _load_clean(directory: Path | None) -> tuple[Path, LoadResult]:
+    """`_load`, or exit 1 after printing each file's error: tests and proofs need every agreement."""
+    folder, result = _load(directory)
+    if result.errors:
+        for error in result.errors:
+            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.ERROR)
+    return folder, result
 
 
 def _day(on: datetime | None) -> date:
@@ -107,11 +118,7 @@ def policy_test(
     """Run the policy test cases next to the agreements and report rule coverage; exit 1 on a failure."""
     from app.policy.policy_tests import run_policy_tests
 
-    folder, result = _load(directory)
-    if result.errors:
-        for error in result.errors:
-            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(ExitCode.ERROR)
+    folder, result = _load_clean(directory)
     report = run_policy_tests(result.policy_set, tests or folder / "tests")
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
@@ -128,20 +135,55 @@ def policy_test(
         raise typer.Exit(ExitCode.ERROR)
 
 
-@policy_cli.command("who-can")
+@policy_cli.command(
+    "who-can",
+    epilog="--view lists the rules granting it; --field (or --view with --exact) answers from the exact analysis"
+    " of every caller, purpose and record class. An unknown view or field is a usage error (exit 2).",
+)
 def policy_who_can(
-    view: Annotated[str, typer.Option(help="View name, e.g. referral.summary.")],
-    purpose: Annotated[str, typer.Option(help="Purpose id.")],
+    view: Annotated[str | None, typer.Option(help="View name, e.g. referral.summary.")] = None,
+    field: Annotated[
+        str | None, typer.Option(help="Field, e.g. subject.ethnicity, notes.health, statistics.district.")
+    ] = None,
+    purpose: Annotated[str | None, typer.Option(help="Purpose id (needed with --view without --exact).")] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="Answer --view from the exact analysis.")] = False,
     network: Annotated[str | None, typer.Option(help="Only agreements deciding this network.")] = None,
     directory: DirOption = None,
     on: OnOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Which sectors, roles, agencies and relations can receive a view for a purpose."""
-    from app.policy.who import who_can
+    """Who can receive a view or a field: the rules granting a view, or every audience class exactly."""
+    from app.policy.who import UnknownName, receivers, who_can
 
+    if (view is None) == (field is None):
+        raise typer.BadParameter("give exactly one of --view and --field")
     _, result = _load(directory)
-    recipients = who_can(result.policy_set, view, purpose, _day(on), network)
+    day = _day(on)
+    if view is not None and not exact:
+        if purpose is None:
+            raise typer.BadParameter("--view needs --purpose (or --exact)")
+        if not any(view in a.views for a in result.policy_set if a.in_force(day)):
+            raise typer.BadParameter(f"unknown view {view!r}: no agreement in force defines it", param_hint="--view")
+        _print_recipients(who_can(result.policy_set, view, purpose, day, network), view, purpose, as_json)
+        return
+    try:
+        found = receivers(result.policy_set, day, field=field, view=view, purpose=purpose, network=network)
+    except UnknownName as exc:
+        raise typer.BadParameter(str(exc), param_hint="--field" if field else "--view") from None
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in found]))
+        return
+    what = field or view or ""
+    if not found:
+        out.print(f"nobody receives {escape(what)}")
+    for r in found:
+        rules = ", ".join(r.rule_ids)
+        out.print(f"{escape(str(r.caller))} — {escape(r.purpose)} via {escape(', '.join(r.views))} "
+                  f"(rules {escape(rules)}; {r.records} record class(es), e.g. {escape(str(r.record))})",
+                  soft_wrap=True)
+
+
+def _print_recipients(recipients: list[Recipient], view: str, purpose: str, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in recipients]))
         return
@@ -161,6 +203,71 @@ def policy_who_can(
                   f"{escape(audience)} {escape(conditions)}{caveat}")
 
 
+@policy_cli.command(
+    "prove",
+    epilog="Exit 0 when every assertion holds, 1 when one fails (with a counterexample) or a file cannot be read.",
+)
+def policy_prove(
+    directory: Annotated[Path | None, typer.Argument(help="Agreements folder (default: settings).")] = None,
+    tests: Annotated[Path | None, typer.Option(help="Policy-test folder (default: <dir>/tests).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check the `assertions:` of the policy-test files over every caller, purpose and record, exactly."""
+    from app.policy.prove import prove
+
+    folder, result = _load_clean(directory)
+    report = prove(result.policy_set, tests or folder / "tests")
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        for problem in report.problems:
+            out.print(f"[red]error[/red] {escape(problem)}", soft_wrap=True)
+        for r in report.results:
+            mark = "[green]holds[/green]" if r.ok else "[red]FAILS[/red]"
+            out.print(f"{mark} {escape(r.agreement)}: {escape(r.name)}", soft_wrap=True)
+            if r.counterexample is not None:
+                out.print(f"  counterexample: {escape(str(r.counterexample))}", soft_wrap=True)
+        classes = sum(s["classes"] for s in report.spaces)
+        out.print(f"{sum(r.ok for r in report.results)} of {len(report.results)} assertion(s) hold "
+                  f"over {classes} class(es)")
+    if not report.ok:
+        raise typer.Exit(ExitCode.ERROR)
+
+
+@policy_cli.command("diff", epilog="Exit 0 with or without changes; 1 when a file cannot be read.")
+def policy_diff(
+    old: Annotated[Path, typer.Argument(help="The agreement file as it was.")],
+    new: Annotated[Path, typer.Argument(help="The agreement file as proposed.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """What the new version newly grants and newly withholds, by caller, purpose and record class."""
+    from app.policy.diff import diff_agreements
+
+    before, after = _agreement_file(old), _agreement_file(new)
+    found = diff_agreements(before, after)
+    if as_json:
+        out.print_json(json.dumps(found.to_dict()))
+    else:
+        typer.echo(found.to_markdown(), nl=False)
+
+
+def _agreement_file(path: Path) -> Agreement:
+    from app.policy.loader import parse_agreement
+
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        err.print(f"error: {escape(str(path))}: {escape(exc.strerror or 'cannot be read')}", highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(ExitCode.ERROR) from None
+    parsed = parse_agreement(content, str(path))
+    if parsed.agreement is None:
+        for error in parsed.errors:
+            err.print(f"error: {escape(str(error))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.ERROR)
+    return parsed.agreement
+
+
 @policy_cli.command("ropa")
 def policy_ropa(
     directory: DirOption = None,
@@ -175,6 +282,26 @@ def policy_ropa(
         out.print_json(json.dumps(ropa(result.policy_set), default=str))
     else:
         typer.echo(ropa_markdown(result.policy_set))
+
+
+@policy_cli.command("status")
+def policy_status(as_json: JsonFlag = False) -> None:
+    """Every agreement version this deployment loaded: proposed, in force or superseded; who signed, who has not."""
+    from sqlalchemy import select
+
+    from app.agreements.models import AgreementVersion
+    from app.agreements.signing import versions
+    from app.cli import print_rows, unit_of_work
+
+    with unit_of_work() as (session, state):
+        ids = session.scalars(select(AgreementVersion.agreement_id).distinct().order_by(AgreementVersion.agreement_id))
+        rows = [{
+            "agreement": v.row.agreement_id, "version": v.row.version, "state": v.row.state,
+            "content_hash": v.row.content_hash, "signed_by": sorted({s.agency_id for s in v.signatures
+                                                                     if s.content_hash == v.row.content_hash}),
+            "missing": list(v.missing),
+        } for agreement_id in list(ids) for v in versions(session, state, agreement_id)]
+    print_rows(rows, ["agreement", "version", "state", "signed_by", "missing"], as_json, "Agreement versions")
 
 
 @policy_cli.command("explain", epilog="Exit 0 when permitted, 3 when denied; the JSON says why.")
@@ -193,11 +320,15 @@ def policy_explain(
     ] = "",
     kind: Annotated[RecordKind, typer.Option(help="The kind of record.")] = RecordKind.referral,
     view: Annotated[str | None, typer.Option(help="A named view to ask for.")] = None,
+    training: Annotated[
+        str, typer.Option(help="Comma-separated courses the caller holds, current (agreements' `requires`).")
+    ] = "",
     directory: DirOption = None,
     on: OnOption = None,
     as_json: JsonAlways = False,
 ) -> None:
     """May a caller like this see a record like this for this purpose, and if not, why not (JSON)."""
+    from app.access import lapse_explained
     from app.policy.decision import AttributeValue, Caller, described_record
     from app.policy.explain import explain
     from app.policy.vocabulary import MANY_VALUED
@@ -212,9 +343,10 @@ def policy_explain(
     mine = result.policy_set.networks_of(agency)
     if "network" not in attributes and mine:
         attributes["network"] = mine[0]
-    caller = Caller("cli", agency, sector.value, _split(roles), _split(relations))
+    caller = Caller("cli", agency, sector.value, _split(roles), _split(relations), _split(training))
     described = described_record(kind.value, attributes)
     explanation = explain(result.policy_set, caller, purpose, described, view, now=_day(on))
+    explanation = lapse_explained(result.policy_set, agency, described, explanation)
     out.print_json(json.dumps(explanation.to_dict(), default=str))
     if not explanation.decision.permit:
         raise typer.Exit(ExitCode.DENIED)

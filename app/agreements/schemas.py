@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
@@ -56,6 +56,8 @@ class NetworkOut(BaseModel):
     members: list[str]
     agreements: list[str]
     protocol: ProtocolOut
+    training: bool = Field(default=False, description="A training network: synthetic people and cases, isolated "
+                                                      "from every real network (docs/training.md).")
 
 
 class NetworkPage(BaseModel):
@@ -63,9 +65,65 @@ class NetworkPage(BaseModel):
     next_cursor: str | None = None
 
 
+class ProposedOut(BaseModel):
+    """A version loaded but not yet signed by every party: it decides nothing yet."""
+
+    id: str
+    version: int
+    missing: list[str] = Field(description="Who has yet to sign: party agencies, or `agency/person` for the"
+                                           " signatories the agreement names.")
+
+
 class AgreementPage(BaseModel):
     items: list[AgreementOut]
+    proposed: list[ProposedOut] = Field(default_factory=list, description="Versions awaiting signatures.")
     next_cursor: str | None = None
+
+
+class SignatureOut(BaseModel):
+    """One party's signature of a version's text."""
+
+    agreement_id: str
+    version: int
+    content_hash: str = Field(description="SHA-256 of the agreement file's text that was signed.")
+    agency: str
+    person: str = Field(description="The console person or API client (its acting person) who signed.")
+    signed_at: datetime
+    via: Literal["api", "console", "demo"]
+
+
+class SignaturePage(BaseModel):
+    items: list[SignatureOut]
+    next_cursor: str | None = None
+
+
+class AgreementVersionOut(BaseModel):
+    """A version of an agreement as loaded: its state and who signed it."""
+
+    agreement_id: str
+    version: int
+    content_hash: str
+    state: Literal["proposed", "in_force", "superseded"] = Field(
+        description="`proposed` decides nothing until every party (or named signatory) has signed it; the last"
+                    " signature puts it `in_force`, and the version before it is then `superseded`.")
+    first_loaded_at: datetime
+    activated_at: datetime | None
+    parties: list[str]
+    signatories: list[str] = Field(description="The named signatories (`agency/person`); empty: a coordinator"
+                                               " or signatory of every party signs.")
+    missing: list[str] = Field(description="Who has yet to sign (a proposed version).")
+    signatures: list[SignatureOut]
+
+
+class AgreementVersionPage(BaseModel):
+    items: list[AgreementVersionOut]
+    next_cursor: str | None = None
+
+
+class SignatureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] = Field(
+        description="The content hash of the version you read and sign; a different one is refused (409).")
 
 
 class RecordLike(BaseModel):
@@ -120,5 +178,6 @@ class ExplainOut(BaseModel):
 
 class ReloadOut(BaseModel):
     in_force: list[str]
+    proposed: list[str] = Field(default_factory=list, description="Loaded versions awaiting signatures (id@vN).")
     errors: list[dict[str, Any]]
     warnings: list[str]

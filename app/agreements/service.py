@@ -7,10 +7,21 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from app import access
-from app.agreements.schemas import AgreementOut, ExplainIn, NetworkOut, ReloadOut
+from app.agreements import signing
+from app.agreements.models import AgreementSignature
+from app.agreements.schemas import (
+    AgreementOut,
+    AgreementVersionOut,
+    ExplainIn,
+    NetworkOut,
+    ProposedOut,
+    ReloadOut,
+    SignatureOut,
+)
 from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Principal
 from app.bootstrap import load_policies
+from app.console.models import Person
 from app.db import transaction
 from app.errors import Forbidden
 from app.policy.decision import AttributeValue, Record, described_record, flag_value
@@ -34,6 +45,40 @@ def in_force(policies: PolicySet, today: date) -> list[AgreementOut]:
     ]
 
 
+def proposed(policies: PolicySet) -> list[ProposedOut]:
+    return [ProposedOut(id=p.agreement_id, version=p.version, missing=list(p.missing)) for p in policies.proposed]
+
+
+def signature_out(signature: AgreementSignature) -> SignatureOut:
+    return SignatureOut(
+        agreement_id=signature.agreement_id, version=signature.version, content_hash=signature.content_hash,
+        agency=signature.agency_id, person=signature.person_id, signed_at=signature.signed_at,
+        via=signature.via,
+    )
+
+
+def version_out(status: signing.VersionStatus) -> AgreementVersionOut:
+    row, agreement = status.row, status.agreement
+    return AgreementVersionOut(
+        agreement_id=row.agreement_id, version=row.version, content_hash=row.content_hash,
+        state=row.state,
+        first_loaded_at=row.first_loaded_at, activated_at=row.activated_at,
+        parties=list(agreement.parties) if agreement else [],
+        signatories=[f"{a}/{p}" for a, p in agreement.signatories] if agreement else [],
+        missing=list(status.missing), signatures=[signature_out(s) for s in status.signatures],
+    )
+
+
+def signer_of(session: Session, principal: Principal) -> signing.Signer:
+    """An API caller signs as its acting person (the client itself when it acts for nobody).
+
+    A console person is a client of the person's own id that only the console can get a token for:
+    such a signature was made in the console.
+    """
+    via = "console" if session.get(Person, principal.client_id) is not None else "api"
+    return signing.Signer(principal.agency_id, principal.act or principal.client_id, principal.roles, via)
+
+
 def networks(policies: PolicySet) -> list[NetworkOut]:
     return [NetworkOut(**n.to_dict()) for n in policies.networks.values()]
 
@@ -47,6 +92,9 @@ def explain_for(
         referral = referrals.load(session, data.referral_id)
         relations = access.referral_relations(principal, referral)
         involved = relations or access.is_coordinator(policies, principal, referral.network_id)
+        if involved and not access.in_force_party(policies, principal.agency_id, referral.network_id, today):
+            for lapse in access.not_in_force(policies, principal.agency_id, today, network_id=referral.network_id):
+                raise Forbidden(f"Explaining this referral: {lapse.reason}.", slug=lapse.slug, **lapse.extensions)
         if not involved or not access.in_force_party(policies, principal.agency_id, referral.network_id, today):
             # Explaining a stranger's referral would disclose its status and consent.
             raise Forbidden("Explain a referral you are involved in, or describe one in `record`.")
@@ -63,14 +111,16 @@ def explain_for(
         if "network" not in attributes and mine:
             attributes["network"] = mine[0]
         record = described_record(data.record.kind, attributes)
-    return explain(
+    explanation = explain(
         policies, access.caller(principal, relations), data.purpose, record, data.view, now=today
     )
+    return access.lapse_explained(policies, principal.agency_id, record, explanation)
 
 
 def reload_report(result: LoadResult) -> ReloadOut:
     return ReloadOut(
         in_force=[f"{a.id}@v{a.version}" for a in result.policy_set],
+        proposed=[f"{p.agreement_id}@v{p.version}" for p in result.policy_set.proposed],
         errors=[{"file": e.file, "line": e.line, "path": e.path, "reason": e.reason} for e in result.errors],
         warnings=list(result.warnings),
     )
@@ -80,11 +130,13 @@ def reload_and_log(
     state: AppState, trigger: str, principal: Principal | None = None, session: Session | None = None
 ) -> LoadResult:
     """Reload the agreements and record what is now in force (and what was refused) in the log."""
-    result = load_policies(state.policies, state.settings)
+    result = load_policies(state.policies, state.settings, session)
     details = {
         "trigger": trigger,
         "client_id": principal.client_id if principal else None,
         "in_force": [{"id": a.id, "version": a.version, "hash": a.content_hash} for a in result.policy_set],
+        "proposed": [{"id": p.agreement_id, "version": p.version, "awaiting": list(p.missing)}
+                     for p in result.policy_set.proposed],
         "errors": [{"file": e.file, "line": e.line, "reason": e.reason} for e in result.errors],
         "warnings": list(result.warnings),
     }

@@ -26,14 +26,21 @@ class PolicyWatcher(Periodic):
         super().__init__("policy-watcher", interval, self.poll, _reload_failed)
         self.state = state
         self._seen = fingerprint(state.settings.policies_dir)
+        self._signed = state.policies.signatures_fingerprint()
 
     def poll(self) -> bool:
-        """Reload if the folder changed since the last look; True when it did."""
+        """Reload if the folder changed, or rebuild if a signature was recorded, since the last look;
+        True when either happened."""
         from app.agreements.service import reload_and_log
 
         current = fingerprint(self.state.settings.policies_dir)
-        if current == self._seen:
+        signed = self.state.policies.signatures_fingerprint()
+        if current == self._seen and signed == self._signed:
             return False
+        self._signed = signed
+        if current == self._seen:
+            self.state.policies.refresh()
+            return True
         self._seen = current
         reload_and_log(self.state, "file-change")
         return True

@@ -29,6 +29,10 @@ class EventType(StrEnum):
     aggregate_disclosure = "aggregate_disclosure"
     link = "link"  # a new referral joined a known person's subject: its referrer learns the subject id
     sign_in = "sign_in"  # a person signed in to the console (permit) or was refused (deny, reason in details)
+    agreement_signed = "agreement_signed"  # a party signed an agreement version's text (version, hash, person)
+    agreement_activated = "agreement_activated"  # the last signature put a version in force
+    conduct_accepted = "conduct_accepted"  # a person accepted a network's code of conduct (version, hash)
+    training_recorded = "training_recorded"  # a course completion was recorded for a person (ids and dates)
 
 
 DISCLOSURE_TYPES: Final = frozenset(

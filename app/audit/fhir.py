@@ -68,6 +68,8 @@ KINDS: Final[dict[str, tuple[tuple[str, str, str], str, str | None]]] = {
     "erasure": (_REST, "D", "delete"),
     "audit_query": (_QUERY, "E", "search-type"),
     "agreement_load": (_APPLICATION, "E", None),
+    "agreement_signed": (_APPLICATION, "E", None),
+    "agreement_activated": (_APPLICATION, "E", None),
     "key_event": (_SECURITY, "E", None),
     "emergency_grant": (_SECURITY, "E", None),
     "link": (_PATIENT_RECORD, "U", None),

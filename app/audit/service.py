@@ -93,7 +93,13 @@ class _Prepared:
 class AuditLog:
     """The disclosure log of one service: append entries, sign checkpoints."""
 
-    def __init__(self, keyring: Keyring, blind_index: BlindIndex, *, origin: str) -> None:
+    def __init__(
+        self, keyring: Keyring, blind_index: BlindIndex, *, origin: str,
+        marks_training: Callable[[AuditEvent], bool] | None = None,
+    ) -> None:
+        # Whether an entry concerns a training network (app/training_network/marks.py): it then
+        # carries `training: true`, whichever path appended it.
+        self.marks_training = marks_training
         self.sealer = AuditSealer(keyring, blind_index)
         self.signer = CheckpointSigner(keyring, origin)
         self._committers: dict[Engine, Committer] = {}
@@ -233,7 +239,10 @@ class AuditLog:
             index.digest if index else None,
             index.key_id if index else None,
         )
-        return _Prepared(clear, encode_details(event.details))
+        details = event.details
+        if self.marks_training is not None and self.marks_training(event):
+            details = {**details, "training": True}
+        return _Prepared(clear, encode_details(details))
 
     def _write(
         self, connection: Any, prepared: list[_Prepared], now: datetime | None

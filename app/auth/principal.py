@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Protocol
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from fastapi.openapi.models import OAuth2 as OAuth2Model
@@ -12,6 +12,7 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.security.base import SecurityBase
 from fastapi.security.utils import get_authorization_scheme_param
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from app.agencies.repository import client_is_enabled
@@ -19,6 +20,7 @@ from app.agencies.schemas import Role
 from app.auth.tokens import InvalidToken
 from app.errors import Forbidden, Unauthorized
 from app.state import AppState, State
+from app.training.held import acting_person, held, held_on
 
 
 class ClientCredentialsBearer(SecurityBase):
@@ -58,6 +60,8 @@ class Principal:
     roles: frozenset[str]
     act: str | None  # the person the client acts for, when given at token request
     token_id: str
+    # The courses required by the policy in force that the acting person holds today (app.training).
+    trained: frozenset[str] = frozenset()
 
     def has(self, role: Role) -> bool:
         return role.value in self.roles
@@ -86,11 +90,16 @@ def _from_token(
     return principal
 
 
-def _confirm_enabled(session: Session, principal: Principal) -> Principal:
-    # Every request, not cached: disabling a client takes effect on its next call.
+def _confirm_enabled(session: Session, principal: Principal, state: AppState) -> Principal:
+    # Every request, not cached: disabling a client takes effect on its next call, and a course
+    # recorded or expired counts from the next one.
     if not client_is_enabled(session, principal.client_id):
         raise Unauthorized("The access token is invalid or expired.")
-    return principal
+    required = state.policies.current.index.required_courses
+    if not required:  # no agreement in force requires training: nothing to load
+        return principal
+    person = acting_person(principal.client_id, principal.act)
+    return replace(principal, trained=held(session, person, required, state.clock().date()))
 
 
 def current_principal(
@@ -102,7 +111,7 @@ def current_principal(
     # A unit of work of its own, ended here: no connection is held while the request waits
     # for a thread to run its handler.
     with state.read_sessions() as session:
-        return _confirm_enabled(session, principal)
+        return _confirm_enabled(session, principal, state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,19 +124,28 @@ class TokenCaller:
     """
 
     _principal: Principal
+    _state: AppState
 
     def confirm(self, session: Session) -> Principal:
-        return _confirm_enabled(session, self._principal)
+        return _confirm_enabled(session, self._principal, self._state)
 
     @property
     def client_id(self) -> str:
         return self._principal.client_id
 
-    def confirmed_by(self, read: ClientStanding) -> Principal:
-        """The principal, once a read that looked up this client in its own statement found it enabled."""
+    def confirmed_by(self, read: ClientStanding, connection: Any, dialect: Dialect) -> Principal:
+        """The principal, once a read that looked up this client in its own statement found it enabled.
+
+        Its training, when the policy in force requires any, is read on the same connection.
+        """
         if read.client_id != self._principal.client_id or not read.client_enabled:
             raise Unauthorized("The access token is invalid or expired.")
-        return self._principal
+        required = self._state.policies.current.index.required_courses
+        if not required:
+            return self._principal
+        principal = self._principal
+        person = acting_person(principal.client_id, principal.act)
+        return replace(principal, trained=held_on(connection, dialect, person, required, self._state.clock().date()))
 
 
 class ClientStanding(Protocol):
@@ -146,7 +164,7 @@ async def token_caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> TokenCaller:
     # On the event loop: verifying an ES256 signature costs less than a hop to a thread.
-    return TokenCaller(_from_token(request, state, credentials))
+    return TokenCaller(_from_token(request, state, credentials), state)
 
 
 async def caller_of(request: Request, state: AppState) -> TokenCaller:

@@ -19,12 +19,14 @@ from fastapi.staticfiles import StaticFiles
 
 from app.audit.events import AuditEvent, EventType
 from app.auth.router import client_address
+from app.conduct.service import owed
 from app.console import people, web
 from app.console.models import Person
 from app.console.web import PREFIX, Visit
 from app.disclose import log_refusal
 from app.errors import TooManyRequests
 from app.state import AppState
+from app.training import service as training
 
 log = logging.getLogger("casebridge.console")
 router = APIRouter(include_in_schema=False)
@@ -47,9 +49,12 @@ async def visit_of(request: Request) -> Visit:
     return await to_thread.run_sync(web.open_visit, request)
 
 
-def page(*roles: str, needs_purpose: bool = False) -> Callable[[Callable[..., Awaitable[Response]]], Page]:
+def page(*roles: str, needs_purpose: bool = False,
+         before_conduct: bool = False) -> Callable[[Callable[..., Awaitable[Response]]], Page]:
     """A console page: opens the visit, checks sign-in, roles, purpose, and (POST) the form's CSRF token.
 
+    A signed-in person who owes a network's code of conduct is sent to it from every page but the few
+    marked ``before_conduct`` (signing out, the language, the code itself), which show no case data.
     A refusal is a page of its own (403), logged to the application log and the disclosure log.
     """
 
@@ -63,6 +68,12 @@ def page(*roles: str, needs_purpose: bool = False) -> Callable[[Callable[..., Aw
                 if request.method == "POST":
                     form = await request.form()
                     web.check_form(visit, form)
+                if not before_conduct and visit.person is not None and visit.stage == "signed_in":
+                    if await to_thread.run_sync(_owes_conduct, visit):
+                        raise web.ConductOwed
+                    visit.conduct_cleared = True
+                    if visit.state.policies.current.index.required_courses:
+                        visit.training_due = await to_thread.run_sync(_training_due, visit)
                 if roles or needs_purpose:
                     visit.require(*roles)
                 if needs_purpose and not visit.purpose:
@@ -71,6 +82,9 @@ def page(*roles: str, needs_purpose: bool = False) -> Callable[[Callable[..., Aw
                 return await handler(visit, **kwargs)
             except web.NotSignedIn:
                 return web.to_sign_in(visit)
+            except web.ConductOwed:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return web.redirect(visit, f"{PREFIX}/conduct?next={_quote(target if request.method == 'GET' else '')}")
             except web.CsrfRefused:
                 await to_thread.run_sync(_log_refusal, visit, "csrf")
                 return web.render(visit, "refused.html", status_code=403, reason="csrf")
@@ -84,10 +98,27 @@ def page(*roles: str, needs_purpose: bool = False) -> Callable[[Callable[..., Aw
         request_param = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
         wrapper.__signature__ = inspect.Signature([request_param, *own])  # type: ignore[attr-defined]
         # The mark tests/console/test_console_routes.py looks for: every /console route is a page.
-        wrapper.__console_page__ = {"roles": roles, "needs_purpose": needs_purpose}  # type: ignore[attr-defined]
+        wrapper.__console_page__ = {  # type: ignore[attr-defined]
+            "roles": roles, "needs_purpose": needs_purpose, "before_conduct": before_conduct}
         return wrapper
 
     return decorate
+
+
+def _owes_conduct(visit: Visit) -> bool:
+    assert visit.person is not None
+    with visit.state.read_sessions() as session:
+        return bool(owed(visit.state, session, person_id=visit.person.id, agency_id=visit.person.agency_id))
+
+
+def _training_due(visit: Visit) -> tuple[str, ...]:
+    """The person's required courses that expire within 30 days, have expired or were never completed."""
+    person = visit.person
+    assert person is not None
+    state = visit.state
+    with state.read_sessions() as session:
+        found = training.status(session, state.policies.current, person.id, person.agency_id, state.clock().date())
+    return tuple(course.course_id for course in found if course.state != "ok")
 
 
 def _quote(text: str) -> str:
@@ -302,7 +333,7 @@ async def enrol(visit: Visit) -> Response:
 
 
 @router.post(f"{PREFIX}/sign-out")
-@page()
+@page(before_conduct=True)
 async def sign_out(visit: Visit) -> Response:
     await to_thread.run_sync(web.end_session, visit)
     return web.redirect(visit, f"{PREFIX}/sign-in")
@@ -345,7 +376,7 @@ async def choose_purpose(visit: Visit) -> Response:
 
 
 @router.post(f"{PREFIX}/language")
-@page()
+@page(before_conduct=True)
 async def choose_language(visit: Visit) -> Response:
     from app.console import i18n
 

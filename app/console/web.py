@@ -39,6 +39,7 @@ from app.auth.ratelimit import TokenEndpointLimits
 from app.console import i18n
 from app.console.models import ConsoleSession, Person
 from app.observability import current_request_id
+from app.policy.training import is_training_agency
 from app.state import AppState, get_state
 
 log = logging.getLogger("casebridge.console")
@@ -70,6 +71,7 @@ ROLE_LABELS = {
     "referrer": N_("Referrer"), "caseworker": N_("Caseworker"), "coordinator": N_("Coordinator"),
     "partner_reader": N_("Partner reader"), "statistics_reader": N_("Statistics reader"),
     "auditor": N_("Auditor / data-protection officer"), "admin": N_("Administrator"),
+    "signatory": N_("Agreement signatory"),
 }
 
 
@@ -83,6 +85,10 @@ class CsrfRefused(Exception):
 
 class RoleRefused(Exception):
     """The person holds none of the page's roles (answered 403 with a page saying so)."""
+
+
+class ConductOwed(Exception):
+    """The person has a code of conduct to accept before any case data (answered with a redirect to it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,8 @@ class Visit:
     new_cookie: str | None = None
     messages: list[tuple[str, str]] = field(default_factory=list)
     token: str | None = None  # the person's access token for this request's API calls (Api)
+    conduct_cleared: bool = False  # the page's gate found no code of conduct owed (the Api refuses until then)
+    training_due: tuple[str, ...] = ()  # the person's required courses expiring, expired or missing (a banner)
 
     def gettext(self, message: str) -> str:
         return i18n.translations(self.language).gettext(message)
@@ -328,7 +336,9 @@ def render(visit: Visit, template: str, status_code: int = 200, **context: Any) 
         prefix=PREFIX, path=visit.request.url.path, messages=visit.messages,
         role_names={role: visit.gettext(label) for role, label in ROLE_LABELS.items()},
         field_label=lambda name: field_label(visit, name),
-        code_label=lambda vocabulary, code: code_label(visit, vocabulary, code), **context)
+        code_label=lambda vocabulary, code: code_label(visit, vocabulary, code),
+        training=visit.person is not None and is_training_agency(visit.state.policies.current,
+                                                                  visit.person.agency_id), **context)
     return finish(visit, HTMLResponse(html, status_code=status_code))
 
 
@@ -423,6 +433,8 @@ class Api:
         person = self.visit.person
         if person is None or self.visit.stage != "signed_in":  # half signed in (second factor to come): no
             raise NotSignedIn
+        if not self.visit.conduct_cleared:  # a page let through before the code of conduct reads nothing either
+            raise ConductOwed
         if self.visit.token is None:  # one token a request, however many API calls its page makes
             self.visit.token, _ = self.visit.state.tokens.issue(
                 client_id=person.id, agency_id=person.agency_id, sector=person.sector,

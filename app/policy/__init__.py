@@ -1,6 +1,7 @@
 """Information-sharing agreements as code: load, decide, explain, lint, test, report."""
 
 from app.policy.decision import Caller, Decision, Record
+from app.policy.diff import AgreementDiff, diff_agreements
 from app.policy.duration import Duration, Retention, parse_duration, parse_retention
 from app.policy.engine import decide, find_view, purposes_for
 from app.policy.explain import Explanation, RuleTrace, explain
@@ -11,14 +12,16 @@ from app.policy.model import Agreement, Audience, Deny, Permit, View
 from app.policy.policy_set import PolicySet
 from app.policy.policy_tests import CaseFailure, TestReport, run_policy_tests
 from app.policy.project import project
+from app.policy.prove import ProofReport, prove
 from app.policy.ropa import ropa, ropa_markdown
 from app.policy.schema_export import agreement_json_schema
 from app.policy.store import PolicyStore
-from app.policy.who import Recipient, who_can
+from app.policy.who import Receiver, Recipient, UnknownName, receivers, who_can
 
 __all__ = [
     "REFERRAL_FIELDS",
     "Agreement",
+    "AgreementDiff",
     "AgreementError",
     "Audience",
     "Caller",
@@ -32,15 +35,19 @@ __all__ = [
     "Permit",
     "PolicySet",
     "PolicyStore",
+    "ProofReport",
+    "Receiver",
     "Recipient",
     "Record",
     "Retention",
     "RuleTrace",
     "TestReport",
+    "UnknownName",
     "View",
     "agreement_json_schema",
     "check",
     "decide",
+    "diff_agreements",
     "explain",
     "find_view",
     "load_agreements",
@@ -48,7 +55,9 @@ __all__ = [
     "parse_duration",
     "parse_retention",
     "project",
+    "prove",
     "purposes_for",
+    "receivers",
     "ropa",
     "ropa_markdown",
     "run_policy_tests",

@@ -11,6 +11,7 @@ from app.policy.documents import (
     EmergencyDocument,
     NotesViewDocument,
     PermitDocument,
+    RequiresDocument,
 )
 from app.policy.duration import parse_duration, parse_retention
 from app.policy.fields import ALL_DIMENSIONS, expand_field
@@ -106,6 +107,7 @@ class AgreementBuilder:
         emergency = self._emergency(doc.emergency, views) if doc.emergency else None
         guardrails = self._guardrails(doc.emergency)
         self._check_national(views)
+        self._check_signatories()
         if any(issue.level == "error" for issue in self.issues):
             return None
         self._warn_cancelled(permits, denies)
@@ -128,7 +130,22 @@ class AgreementBuilder:
             source=source,
             networks=self.networks,
             emergency_guardrails=guardrails,
+            signatories=tuple((s.agency, s.person) for s in doc.signatories or ()),
         )
+
+    def _check_signatories(self) -> None:
+        """A signatory signs for a party, each party has one, and nobody is named twice."""
+        named = self.doc.signatories or []
+        seen: set[tuple[str, str]] = set()
+        for i, signatory in enumerate(named):
+            if signatory.agency not in self.doc.parties:
+                self.error(("signatories", i, "agency"), f"signatory agency {signatory.agency!r} is not a party")
+            elif (signatory.agency, signatory.person) in seen:
+                self.error(("signatories", i, "person"), f"signatory {signatory.person!r} is named twice")
+            seen.add((signatory.agency, signatory.person))
+        unsigned = [p for p in self.doc.parties if named and p not in {s.agency for s in named}]
+        if unsigned:
+            self.error(("signatories",), f"no signatory for the parties {', '.join(unsigned)}")
 
     @property
     def networks(self) -> frozenset[str]:
@@ -253,7 +270,13 @@ class AgreementBuilder:
             legal_basis=rule.legal_basis,
             special_category_condition=rule.special_category_condition,
             retention=parse_retention(rule.retention),
+            requires_training=self._training(rule.requires),
         )
+
+    def _training(self, rule: RequiresDocument | None) -> frozenset[str]:
+        """The agreement's required courses and the rule's own."""
+        courses = set(self.doc.requires.training) if self.doc.requires else set()
+        return frozenset(courses | set(rule.training if rule else ()))
 
     def _deny(self, index: int, rule: DenyDocument, views: dict[str, View]) -> Deny | None:
         at: Path = ("deny", index)
@@ -323,6 +346,7 @@ class AgreementBuilder:
             special_category_condition=section.special_category_condition if view.special else None,
             retention=parse_retention(section.retention),
             emergency_window=parse_duration(section.duration),
+            requires_training=self._training(None),
         )
 
     def _guardrails(self, section: EmergencyDocument | None) -> EmergencyGuardrails:

@@ -14,6 +14,9 @@ ReasonCode = Literal[
     "unknown_view",
     "denied_by_rule",
     "no_rule",
+    "training_required",
+    "agreement_expired",
+    "agreement_not_yet_effective",
 ]
 
 
@@ -26,6 +29,8 @@ class Caller:
     sector: str
     roles: frozenset[str]
     relations: frozenset[str] = frozenset()
+    # The courses the acting person holds and that have not expired (training records).
+    trained: frozenset[str] = frozenset()
 
 
 AttributeValue = str | frozenset[str]

@@ -1,7 +1,7 @@
 """Pydantic models of an agreement file as written in YAML (shape only, no cross-checks)."""
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -12,6 +12,7 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     Tag,
+    model_validator,
 )
 
 from app.policy.duration import (
@@ -188,6 +189,25 @@ DenyViewDocument = Annotated[
 ]
 
 
+class RequiresDocument(_Strict):
+    """`requires`: what every recipient must hold before anything is disclosed to them."""
+
+    training: Annotated[
+        list[Slug],
+        Field(
+            min_length=1,
+            description="Course ids (training records) every recipient must have completed and not expired.",
+        ),
+    ]
+
+
+class SignatoryDocument(_Strict):
+    """A person who signs the agreement for a party (the person's id as a console person or API client)."""
+
+    agency: Slug
+    person: Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class PermitDocument(_Strict):
     """A permit: who receives which view, for which purposes, on what legal basis."""
 
@@ -199,6 +219,10 @@ class PermitDocument(_Strict):
     legal_basis: LegalBasis
     special_category_condition: SpecialCategoryCondition | None = None
     retention: RetentionText
+    requires: Annotated[
+        RequiresDocument | None,
+        Field(description="Courses this rule's recipients need besides the agreement's own `requires`."),
+    ] = None
     description: str | None = None
 
 
@@ -304,6 +328,18 @@ class AgreementDocument(_Strict):
     deny: list[DenyDocument] = []
     emergency: EmergencyDocument | None = None
     statistics: StatisticsSettings = StatisticsSettings()
+    requires: Annotated[
+        RequiresDocument | None,
+        Field(description="Courses every recipient of every permit (emergency included) must hold."),
+    ] = None
+    signatories: Annotated[
+        list[SignatoryDocument] | None,
+        Field(
+            min_length=1,
+            description="The people whose signatures put a version in force (default: a coordinator or"
+            " signatory of every party).",
+        ),
+    ] = None
     description: str | None = None
 
 
@@ -375,6 +411,66 @@ class ProtocolDocument(_Strict):
     ] = PROTOCOL_DEFAULTS["reassessment_by"]
 
 
+ContactText = Annotated[str, Field(min_length=1, max_length=300, description="E-mail, telephone or postal.")]
+TransferSafeguard = Literal[
+    "adequacy_decision",  # Art. 45
+    "legally_binding_instrument",  # Art. 46(2)(a): between public authorities
+    "standard_contractual_clauses",  # Art. 46(2)(c)
+    "binding_corporate_rules",  # Art. 47
+    "approved_code_of_conduct",  # Art. 46(2)(e)
+    "approved_certification",  # Art. 46(2)(f)
+    "administrative_arrangement",  # Art. 46(3)(b)
+    "derogation",  # Art. 49
+]
+
+
+class ContactDocument(_Strict):
+    """A named party and how to reach it (GDPR Art. 30(1)(a))."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    address: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    contact: ContactText
+
+
+class JointControllerDocument(ContactDocument):
+    """A member agency deciding purposes and means together with the controller (Art. 26)."""
+
+    agency: Slug
+
+
+class TransferDocument(_Strict):
+    """Personal data sent outside the EEA (Art. 30(1)(e)): to whom, where, under which safeguard."""
+
+    recipient: Annotated[str, Field(min_length=1, max_length=200)]
+    country_code: Annotated[
+        str | None,
+        Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2; none for an international organisation."),
+    ] = None
+    international_organisation: bool = False
+    safeguard: TransferSafeguard
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> "TransferDocument":
+        if (self.country_code is None) == (not self.international_organisation):
+            raise ValueError("a transfer names either a country_code or `international_organisation: true`")
+        return self
+
+
+LocaleCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+# A file below the networks folder: no absolute path, no "." or ".." segment (each starts with no dot).
+ConductFile = Annotated[str, StringConstraints(
+    pattern=r"^([A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*\.(md|txt)$")]
+
+
+class ConductDocument(_Strict):
+    """The network's code of conduct: each person accepts its current version before seeing case data."""
+
+    version: Annotated[int, Field(ge=1, description="Raised for every change people must accept again.")]
+    text: Annotated[dict[LocaleCode, ConductFile], Field(
+        min_length=1, description="The text by language: a Markdown file, relative to the networks folder.")]
+
+
 class NetworkDocument(_Strict):
     """A prevention network: a city's CAT or LPN, a county forum."""
 
@@ -387,7 +483,23 @@ class NetworkDocument(_Strict):
     coordinator: Annotated[Slug, Field(description="The coordinator agency (the focal point).")]
     members: list[Slug] = []
     description: str | None = None
+    training: Annotated[bool, Field(
+        description="A training network (`casebridge training-network create`): synthetic people and cases, "
+                    "marked training everywhere, isolated from every real network.")] = False
     protocol: Annotated[ProtocolDocument, Field(description="How the network works its cases; "
                                                             "each part left out takes its default.")] = (
         ProtocolDocument()
     )
+    code_of_conduct: Annotated[ConductDocument | None, Field(
+        description="The code every person of a member agency accepts at sign-in.")] = None
+    # The record of processing's accountability part (Art. 30(1)(a), (e)); `policy ropa` lists what is missing.
+    controller: Annotated[ContactDocument | None, Field(description="The controller: usually the coordinator.")] = None
+    joint_controllers: list[JointControllerDocument] = []
+    representative: Annotated[
+        ContactDocument | None, Field(description="The controller's representative in the EU (Art. 27), if any.")
+    ] = None
+    dpo: Annotated[ContactDocument | None, Field(description="The data-protection officer (Art. 37).")] = None
+    transfers: Annotated[
+        Literal["none"] | list[TransferDocument] | None,
+        Field(description="`none`, or each transfer to a third country or international organisation."),
+    ] = None

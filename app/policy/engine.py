@@ -14,6 +14,7 @@ from app.policy.index import (
     denied,
     no_rule,
     permitted,
+    training_required,
 )
 from app.policy.model import View
 from app.policy.policy_set import PolicySet
@@ -37,7 +38,7 @@ def decide(
     day = bisect_right(index.breaks, now)  # index.day(), inlined
     applicable = scope.agreements & index.in_force[day]
     if not applicable:
-        return _no_agreement(index, caller.agency_id)
+        return _no_agreement(policy_set, caller.agency_id)
     if not index.declared.get(purpose, 0) & applicable:
         return _not_declared(index, purpose)
     kind = record.kind
@@ -75,6 +76,77 @@ def _evaluate(
                 return _denied(index, scope, hit, view)
             permits &= bucket.showing.get(classification, 0)  # a view that shows the note
         denies = 0  # past this point a note deny has no say: its items are classifications
+    lacking = permits & bucket.needs_training  # zero unless some rule here requires a course
+    if lacking:
+        lacking = bucket.lacking(caller.trained, lacking)
+        if lacking:
+            return _training(
+                index, scope, bucket, permits, lacking, denies, purpose, kind, classification,
+                view, applicable, caller.trained,
+            )
+    return _grant(
+        index, scope, bucket, permits, denies, purpose, kind, classification, view, applicable
+    )
+
+
+def _training(
+    index: PolicyIndex,
+    scope: Scope,
+    bucket: Bucket,
+    permits: int,
+    lacking: int,
+    denies: int,
+    purpose: str,
+    kind: RecordKind,
+    classification: str | None,
+    view: str | None,
+    applicable: int,
+    trained: frozenset[str],
+) -> Decision:
+    """Some permits need courses the caller lacks: they grant nothing.
+
+    Decided as if the caller held every course; a denial stands as it is. A permit of the
+    courses the caller holds still grants its view; when nothing does, training was the only
+    thing between the caller and the grant, and the refusal says which courses.
+    """
+    full = _grant(index, scope, bucket, permits, denies, purpose, kind, classification, view, applicable)
+    if not full.permit:
+        return full
+    real = _grant(
+        index, scope, bucket, permits & ~lacking, denies, purpose, kind, classification, view, applicable
+    )
+    return real if real.permit else _untrained(index, full, trained)
+
+
+def _untrained(index: PolicyIndex, full: Decision, trained: frozenset[str]) -> Decision:
+    """The grant `full` refused for the courses its rules need that the caller does not hold."""
+    assert full.agreement_id is not None
+    agreement = index.agreement(full.agreement_id)
+    needed = frozenset().union(
+        *(p.requires_training for p in agreement.all_permits if p.id in full.rule_ids)
+    )
+    missing = needed - trained
+    key = ("training_required", full.agreement_id, full.rule_ids, full.view, missing)
+    decision = index.decisions.get(key)
+    if decision is None:
+        decision = training_required(full, missing)
+        index.decisions.put(key, decision)
+    return decision
+
+
+def _grant(
+    index: PolicyIndex,
+    scope: Scope,
+    bucket: Bucket,
+    permits: int,
+    denies: int,
+    purpose: str,
+    kind: RecordKind,
+    classification: str | None,
+    view: str | None,
+    applicable: int,
+) -> Decision:
+    """The most detailed view `permits` grant (or the one asked for), unless a deny blocks it."""
     if view is not None:
         return _requested(
             index, scope, bucket, permits, denies, purpose, kind, classification, view, applicable
@@ -201,11 +273,14 @@ def _no_rule(index: PolicyIndex, kind: RecordKind, purpose: str, view: str | Non
     return decision
 
 
-def _no_agreement(index: PolicyIndex, agency: str) -> Decision:
+def _no_agreement(policy_set: PolicySet, agency: str) -> Decision:
+    index = policy_set.index
     key = ("no_agreement", agency)
     decision = index.decisions.get(key)
     if decision is None:
-        reason = f"no agreement in force for agency {agency}"
+        # An agreement still awaiting signatures is named, with whose.
+        waiting = "".join(f"; {p}" for p in policy_set.proposed_for(agency))
+        reason = f"no agreement in force for agency {agency}{waiting}"
         decision = Decision(False, reason, "no_agreement")
         index.decisions.put(key, decision)
     return decision

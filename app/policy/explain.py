@@ -31,6 +31,7 @@ class RuleTrace:
     reason: str | None = None
     blocked_by: str | None = None
     selected: bool = False
+    requires_training: frozenset[str] = frozenset()  # a permit's courses (agreement's and rule's)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +43,7 @@ class RuleTrace:
             "reason": self.reason,
             "blocked_by": self.blocked_by,
             "selected": self.selected,
+            "requires_training": sorted(self.requires_training),
         }
 
 
@@ -114,6 +116,7 @@ def explain(
                     failure,
                     blocked,
                     selected,
+                    permit.requires_training,
                 )
             )
     winner = decision.rule_ids[0] if decision.reason_code == "denied_by_rule" else None
@@ -150,6 +153,10 @@ def _permit_failure(
     classification = record.attributes.get("classification")
     if record.kind == "note" and classification not in shown.items:
         return f"note classification {classification} not in {shown.name} {listing(shown.items)}"
+    untrained = permit.requires_training - caller.trained
+    if untrained:
+        verb = "is" if len(untrained) == 1 else "are"
+        return f"training required: {', '.join(sorted(untrained))} {verb} missing or expired"
     return None
 
 

@@ -135,6 +135,7 @@ class Bucket:
         "conditions",
         "groups",
         "in_force",
+        "needs_training",
         "no_agency",
         "no_relation",
         "no_role",
@@ -146,6 +147,7 @@ class Bucket:
         "role",
         "sector",
         "showing",
+        "training",
     )
 
     def __init__(self, days: int) -> None:
@@ -168,6 +170,17 @@ class Bucket:
         self.blocked_by: tuple[int, ...] = ()  # per deny: the permits whose view it overlaps
         self.no_rule: Decision | None = None  # when no view was asked for
         self.no_rules: dict[str, Decision] = {}  # when a view of the scope was
+        # Per required course, the permits (shifted down) needing it; `needs_training`: their union.
+        self.training: tuple[tuple[str, int], ...] = ()
+        self.needs_training = 0
+
+    def lacking(self, trained: frozenset[str], permits: int) -> int:
+        """The permits among `permits` needing a course not in `trained`."""
+        lacking = 0
+        for course, mask in self.training:
+            if mask & permits and course not in trained:
+                lacking |= mask
+        return lacking & permits
 
     def matching(self, caller: Caller, day: int) -> int:
         """The rules whose whole audience has the caller, of agreements in force."""
@@ -282,6 +295,10 @@ class PolicyIndex:
                 self.declared[purpose] |= bit
             for name in agreement.views:
                 self.defines_view[name] |= bit
+        # Every course some permit requires: none, and nobody's training needs loading.
+        self.required_courses = frozenset(
+            course for a in self._agreements for p in a.all_permits for course in p.requires_training
+        )
         self.breaks = sorted({d for a in self._agreements for d in (a.effective_from, a.review_by)})
         # in_force[day]: the agreements in force from the day-th break on (0: before any).
         self.in_force = [0] + [
@@ -360,6 +377,12 @@ class _Filing:
         self._file_audiences(bucket, index)
         self._file_conditions(bucket)
         bucket.permits = tuple(self.permits)
+        courses: dict[str, int] = defaultdict(int)
+        for j, entry in enumerate(self.permits):
+            for course in entry.permit.requires_training:
+                courses[course] |= 1 << j
+        bucket.training = tuple(sorted(courses.items()))
+        bucket.needs_training = sum(1 << j for j, e in enumerate(self.permits) if e.permit.requires_training)
         bucket.groups = tuple(
             sum(1 << j for j, other in enumerate(self.permits) if other.rank == entry.rank)
             for entry in self.permits
@@ -496,3 +519,24 @@ def no_rule(kind: RecordKind, purpose: str, view: str | None) -> Decision:
     what = view if view is not None else f"any {kind} view"
     reason = f"no rule grants {what} to this caller for purpose {purpose}"
     return Decision(False, reason, "no_rule", view=view)
+
+
+def training_required(full: Decision, missing: frozenset[str]) -> Decision:
+    """Refused: `full` would have granted, but its rules need courses the caller lacks."""
+    courses = ", ".join(sorted(missing))
+    verb = "is" if len(missing) == 1 else "are"
+    rules = ", ".join(full.rule_ids)
+    reason = (
+        f"training required: {courses} (rule {rules} of agreement {full.agreement_id})"
+        f" {verb} missing or expired"
+    )
+    return Decision(
+        permit=False,
+        reason=reason,
+        reason_code="training_required",
+        view=full.view,
+        agreement_id=full.agreement_id,
+        agreement_version=full.agreement_version,
+        agreement_hash=full.agreement_hash,
+        rule_ids=full.rule_ids,
+    )

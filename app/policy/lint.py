@@ -1,10 +1,15 @@
-"""Lint agreements: rules that never fire, rules a deny cancels, over-broad grants, reviews, networks."""
+"""Lint agreements: rules that never fire, rules a deny cancels, over-broad grants, reviews, networks.
+
+Past the checks rule by rule, the exact analysis (app/policy/exact_lint.py) finds rules nothing
+reaches, permits another makes redundant and denies that deny nothing.
+"""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
 from app.policy.build import NETWORK_CONDITION
+from app.policy.exact_lint import IDLE_DENY, exact_findings
 from app.policy.fields import DIRECT_IDENTIFIER_FIELDS
 from app.policy.loader import LoadResult
 from app.policy.matching import listing
@@ -53,6 +58,13 @@ def check(source: PolicySet | LoadResult, now: date) -> list[Finding]:
             findings.extend(_bases(agreement, permit))
         findings.extend(_unused(agreement))
     findings.extend(_networks(policy_set, now))
+    # The exact analysis, for the rules the checks above found nothing wrong with.
+    flagged = {(f.agreement, f.rule) for f in findings if f.rule and f.level != "info"}
+    findings.extend(
+        Finding("info" if message.startswith(IDLE_DENY) else "warning", agreement.id, rule, message)
+        for agreement, rule, message in exact_findings(policy_set, now)
+        if (agreement.id, rule) not in flagged
+    )
     return findings
 
 

@@ -1,20 +1,21 @@
 """Load agreements from YAML files, reporting every problem with file, line and reason."""
 
 import hashlib
+import json
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from app.policy import documents
+from app.policy import documents, training
 from app.policy.build import AgreementBuilder
-from app.policy.documents import AgreementDocument, NetworkDocument
+from app.policy.documents import AgreementDocument, ContactDocument, JointControllerDocument, NetworkDocument
 from app.policy.fields import REFERRAL_FIELDS
 from app.policy.issues import did_you_mean
-from app.policy.model import Agreement, Network, protocol_of
+from app.policy.model import Accountability, Agreement, Conduct, Contact, Network, Transfer, protocol_of
 from app.policy.policy_set import PolicySet
 from app.policy.yaml_nodes import (
     YamlSyntaxError,
@@ -75,6 +76,8 @@ class LoadResult:
     policy_set: PolicySet
     errors: list[AgreementError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Each loaded agreement's file content, by id: the text a signature signs and the ledger keeps.
+    texts: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -129,6 +132,13 @@ def parse_agreement(
     return ParsedAgreement(agreement, [], warnings, agreement_id)
 
 
+def parse_stored(
+    content: bytes, source: str, known_fields: frozenset[str], known_agencies: Collection[str] | None
+) -> Agreement | None:
+    """A stored version's text parsed as its file once was (None if it no longer parses)."""
+    return _parse_unchanged(content, source, known_fields, _as_set(known_agencies)).agreement
+
+
 def _as_set(values: Collection[str] | None) -> frozenset[str] | None:
     return None if values is None else frozenset(values)
 
@@ -175,8 +185,10 @@ def load_agreements(
     errors: list[AgreementError] = []
     warnings: list[str] = []
     agencies = _as_set(known_agencies)
+    texts: dict[str, bytes] = {}
     for path in files:
-        outcome = _parse_unchanged(path.read_bytes(), str(path), known_fields, agencies)
+        content = path.read_bytes()
+        outcome = _parse_unchanged(content, str(path), known_fields, agencies)
         warnings.extend(outcome.warnings)
         errors.extend(outcome.errors)
         agreement = outcome.agreement
@@ -196,6 +208,7 @@ def load_agreements(
             )
             continue
         agreements[agreement.id] = agreement
+        texts[agreement.id] = content
     networks, network_errors = load_networks(folder / NETWORKS_FOLDER)
     errors.extend(network_errors)
     for agreement_id, agreement in list(agreements.items()):
@@ -210,7 +223,25 @@ def load_agreements(
                 key, agreement_id,
             ))
             del agreements[agreement_id]
-    return LoadResult(PolicySet.of(agreements.values(), networks.values()), errors, warnings)
+    errors.extend(_keep_training_apart(agreements, networks))
+    kept = {a: texts[a] for a in agreements}
+    return LoadResult(PolicySet.of(agreements.values(), networks.values()), errors, warnings, kept)
+
+
+def _keep_training_apart(agreements: dict[str, Agreement], networks: dict[str, Network]) -> list[AgreementError]:
+    """Refuse what would join a training network to a real one (app/policy/training.py); the rest serve."""
+    errors = []
+    for agreement_id, reason in training.mixed_agreements(agreements, networks).items():
+        source = agreements.pop(agreement_id).source
+        key = "networks"
+        errors.append(AgreementError(source, parse_yaml(Path(source).read_text("utf-8")).line_of((key,)),
+                                     reason, key, agreement_id))
+    for network_id, reason in training.shared_agencies(agreements, networks).items():
+        network = networks.pop(network_id)
+        errors.append(AgreementError(network.source or network_id, None, reason, "members"))
+        for agreement_id in [a.id for a in agreements.values() if network_id in a.networks]:
+            agreements.pop(agreement_id)
+    return errors
 
 
 # A reload reads every file and re-parses only what changed: the same bytes parse to the same
@@ -232,7 +263,12 @@ def load_networks(folder: Path) -> tuple[dict[str, Network], list[AgreementError
     networks: dict[str, Network] = {}
     errors: list[AgreementError] = []
     for path in sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
-        network, found = _network_unchanged(path.read_bytes(), str(path))
+        content = path.read_bytes()
+        network, found = _network_unchanged(content, str(path))
+        errors.extend(found)
+        if network is None:
+            continue
+        network, found = _with_conduct(network, content, folder)
         errors.extend(found)
         if network is None:
             continue
@@ -246,6 +282,48 @@ def load_networks(folder: Path) -> tuple[dict[str, Network], list[AgreementError
             continue
         networks[network.id] = network
     return networks, errors
+
+
+def _with_conduct(network: Network, content: bytes,
+                  folder: Path) -> tuple[Network | None, tuple[AgreementError, ...]]:
+    """The network with its code of conduct's texts read (outside the content cache: they are files of their own).
+
+    A text that cannot be read keeps the whole network out, as a broken file would: nobody could accept it.
+    """
+    declared = _conduct_declared(content)
+    if declared is None:
+        return network, ()
+    texts: list[tuple[str, str]] = []
+    root = folder.resolve()
+    for language, name in declared.text.items():
+        path = (folder / name).resolve()
+        if not path.is_relative_to(root):
+            reason = "it is outside the networks folder"
+        else:
+            try:
+                texts.append((language, path.read_text("utf-8").strip()))
+                continue
+            except FileNotFoundError:
+                reason = "no such file"
+            except (OSError, UnicodeDecodeError):
+                reason = "not a readable UTF-8 file"
+        at = ("code_of_conduct", "text", language)
+        line = parse_yaml(content.decode("utf-8")).line_of(at)
+        return None, (AgreementError(network.source or "", line, f"code of conduct {name!r}: {reason}",
+                                     format_path(at)),)
+    return _conduct_attached(network, declared.version, tuple(texts)), ()
+
+
+@lru_cache(maxsize=64)
+def _conduct_declared(content: bytes) -> documents.ConductDocument | None:
+    return NetworkDocument.model_validate(parse_yaml(content.decode("utf-8")).data).code_of_conduct
+
+
+@lru_cache(maxsize=64)
+def _conduct_attached(network: Network, version: int, texts: tuple[tuple[str, str], ...]) -> Network:
+    """The same object for the same network and texts, so a reload of unchanged files rebuilds nothing."""
+    digest = hashlib.sha256(json.dumps([version, texts], ensure_ascii=False).encode()).hexdigest()
+    return replace(network, conduct=Conduct(version, texts, digest))
 
 
 @lru_cache(maxsize=64)
@@ -272,8 +350,37 @@ def _network_unchanged(content: bytes, source: str) -> tuple[Network | None, tup
             source, parsed.line_of(at), f"the chair {chair!r} is not a member of the network "
             f"(members: {', '.join([document.coordinator, *document.members])})", format_path(at),
         ),)
+    outsiders = [(i, j.agency) for i, j in enumerate(document.joint_controllers)
+                 if j.agency != document.coordinator and j.agency not in document.members]
+    if outsiders:
+        where = ("joint_controllers", outsiders[0][0], "agency")
+        return None, (AgreementError(
+            source, parsed.line_of(where),
+            f"the joint controller {outsiders[0][1]!r} is not a member of the network", format_path(where),
+        ),)
     return Network(
         id=document.network, name=document.name, locales=tuple(document.locales),
         coordinator=document.coordinator, members=frozenset(document.members), agreements=(),
-        source=source, protocol=protocol_of(document.protocol),
+        source=source, protocol=protocol_of(document.protocol), accountability=_accountability(document),
+        training=document.training,
     ), ()
+
+
+def _contact(document: ContactDocument | None) -> Contact | None:
+    if document is None:
+        return None
+    agency = document.agency if isinstance(document, JointControllerDocument) else None
+    return Contact(name=document.name, contact=document.contact, address=document.address, agency=agency)
+
+
+def _accountability(document: NetworkDocument) -> Accountability:
+    transfers = document.transfers
+    return Accountability(
+        controller=_contact(document.controller),
+        joint_controllers=tuple(c for j in document.joint_controllers if (c := _contact(j))),
+        representative=_contact(document.representative),
+        dpo=_contact(document.dpo),
+        transfers=None if transfers is None else () if transfers == "none" else tuple(
+            Transfer(t.recipient, t.country_code, t.safeguard, t.description) for t in transfers
+        ),
+    )

@@ -81,6 +81,8 @@ class Permit:
     special_category_condition: str | None
     retention: Retention
     emergency_window: Duration | None = None
+    # Courses every recipient must hold, current (the agreement's `requires` and the rule's own).
+    requires_training: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,8 @@ class Agreement:
     networks: frozenset[str] = frozenset()
     # Set with `emergency`; the defaults of the emergency section when built in code.
     emergency_guardrails: EmergencyGuardrails = EmergencyGuardrails()
+    # (agency, person) pairs whose signatures put it in force; empty: any signer of every party.
+    signatories: tuple[tuple[str, str], ...] = ()
     party_set: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -220,6 +224,61 @@ DEFAULT_PROTOCOL = protocol_of(ProtocolDocument())
 
 
 @dataclass(frozen=True, slots=True)
+class Contact:
+    """A named party of the record of processing and how to reach it; `agency` for a joint controller."""
+
+    name: str
+    contact: str
+    address: str | None = None
+    agency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A transfer to a third country (`country`) or an international organisation (`country` None)."""
+
+    recipient: str
+    country: str | None
+    safeguard: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accountability:
+    """A network file's controller, joint controllers, representative, DPO and transfers (Art. 30(1)(a), (e)).
+
+    `transfers` None: the file does not say; an empty tuple: it says `none`.
+    """
+
+    controller: Contact | None = None
+    joint_controllers: tuple[Contact, ...] = ()
+    representative: Contact | None = None
+    dpo: Contact | None = None
+    transfers: tuple[Transfer, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conduct:
+    """A network's code of conduct at one version: its text by language, and the hash people accept.
+
+    `content_hash` covers every language's text, so a changed text needs accepting again even if the
+    file's version was not raised.
+    """
+
+    version: int
+    texts: tuple[tuple[str, str], ...]  # (language, Markdown text), in the file's order
+    content_hash: str
+
+    def text_for(self, language: str, fallbacks: tuple[str, ...] = ()) -> tuple[str, str]:
+        """(language, text): the language asked for, else the first fallback held, else the first text."""
+        held = dict(self.texts)
+        for candidate in (language, *fallbacks):
+            if candidate in held:
+                return candidate, held[candidate]
+        return self.texts[0]
+
+
+@dataclass(frozen=True, slots=True)
 class Network:
     """A prevention network: its coordinator agency, members and agreements."""
 
@@ -231,6 +290,10 @@ class Network:
     agreements: tuple[str, ...]
     source: str | None
     protocol: Protocol = DEFAULT_PROTOCOL
+    accountability: Accountability = Accountability()
+    conduct: Conduct | None = None
+    # Synthetic, for practice: nothing links, moves or discloses between it and a real network.
+    training: bool = False
 
     @property
     def chair(self) -> str | None:
@@ -247,4 +310,5 @@ class Network:
             "members": sorted(self.members),
             "agreements": list(self.agreements),
             "protocol": protocol,
+            "training": self.training,
         }

@@ -10,6 +10,21 @@ from app.policy.model import Agreement, Network
 
 
 @dataclass(frozen=True, slots=True)
+class Proposed:
+    """A loaded agreement version that decides nothing yet: it awaits the signatures of `missing`."""
+
+    agreement_id: str
+    version: int
+    parties: frozenset[str]
+    networks: frozenset[str]
+    missing: tuple[str, ...]  # agencies, or "agency/person" for named signatories
+
+    def __str__(self) -> str:
+        return (f"agreement {self.agreement_id} version {self.version} is proposed:"
+                f" awaiting the signatures of {', '.join(self.missing)}")
+
+
+@dataclass(frozen=True, slots=True)
 class PolicySet:
     """Agreements and networks by id (sorted); build with `PolicySet.of(...)`.
 
@@ -19,6 +34,8 @@ class PolicySet:
 
     agreements: Mapping[str, Agreement]
     declared: Mapping[str, Network] = field(default_factory=dict)
+    # Versions loaded but not yet signed by every party (with a signature ledger; see PolicyStore).
+    proposed: tuple[Proposed, ...] = ()
     index: PolicyIndex = field(init=False, repr=False, compare=False)
     networks: Mapping[str, Network] = field(init=False, repr=False, compare=False)
     _of_agency: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
@@ -38,23 +55,30 @@ class PolicySet:
         )
 
     @classmethod
-    def of(cls, agreements: Iterable[Agreement], networks: Iterable[Network] = ()) -> "PolicySet":
+    def of(
+        cls, agreements: Iterable[Agreement], networks: Iterable[Network] = (), proposed: Iterable[Proposed] = ()
+    ) -> "PolicySet":
         by_id, declared = {a.id: a for a in agreements}, {n.id: n for n in networks}
+        pending = tuple(sorted(proposed, key=lambda p: p.agreement_id))
         # A reload of unchanged files yields the very same agreement objects (the loader's cache):
         # their snapshot, and its index, is then the one already built.  The entry holds the objects,
         # so their ids are not reused while it is kept: the same ids are the same objects.
         parts = (*by_id.values(), *declared.values())
-        key = (frozenset(map(id, by_id.values())), frozenset(map(id, declared.values())))
+        key = (frozenset(map(id, by_id.values())), frozenset(map(id, declared.values())), pending)
         with _BUILT_LOCK:
             built = _BUILT.get(key)
         if built is not None:
             return built[1]
-        snapshot = cls(by_id, declared)
+        snapshot = cls(by_id, declared, pending)
         with _BUILT_LOCK:
             _BUILT[key] = (parts, snapshot)
             while len(_BUILT) > _BUILT_KEPT:
                 del _BUILT[next(iter(_BUILT))]
         return snapshot
+
+    def proposed_for(self, agency_id: str) -> tuple[Proposed, ...]:
+        """The proposed versions an agency is a party to."""
+        return tuple(p for p in self.proposed if agency_id in p.parties)
 
     def networks_of(self, agency_id: str) -> tuple[str, ...]:
         """The networks an agency is a member of (sorted)."""
@@ -75,7 +99,7 @@ class PolicySet:
 
 _BUILT_KEPT = 16
 _BUILT_LOCK = threading.Lock()
-_BUILT: dict[tuple[frozenset[int], frozenset[int]], tuple[tuple[object, ...], PolicySet]] = {}
+_BUILT: dict[tuple[frozenset[int], frozenset[int], tuple[Proposed, ...]], tuple[tuple[object, ...], PolicySet]] = {}
 
 
 def _networks(agreements: Iterable[Agreement], declared: Mapping[str, Network]) -> dict[str, Network]:

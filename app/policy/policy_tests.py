@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 from app.policy.decision import AttributeValue, Caller, Decision, Record, described_record, flag_value
 from app.policy.engine import decide
 from app.policy.policy_set import PolicySet
+from app.policy.prove import AssertionSpec
 from app.policy.vocabulary import FLAGS, RecordKind
 from app.policy.yaml_nodes import YamlSyntaxError, parse_yaml
 
@@ -25,6 +26,7 @@ class CallerSpec(_Strict):
     sector: str
     roles: list[str] = []
     relations: list[str] = []
+    training: list[str] = Field(default=[], description="The courses the caller holds, current.")
     client: str = "policy-test"
 
 
@@ -59,6 +61,7 @@ class PolicyTestFile(_Strict):
     agreement: str
     now: date | None = None
     cases: Annotated[list[CaseSpec], Field(min_length=1)]
+    assertions: list[AssertionSpec] = []  # checked over the whole space by `policy prove`
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,8 @@ def _read(path: Path) -> tuple[PolicyTestFile | None, str]:
 
 def _caller(spec: CallerSpec) -> Caller:
     return Caller(
-        spec.client, spec.agency, spec.sector, frozenset(spec.roles), frozenset(spec.relations)
+        spec.client, spec.agency, spec.sector, frozenset(spec.roles), frozenset(spec.relations),
+        frozenset(spec.training),
     )
 
 

@@ -8,6 +8,7 @@ from app.policy.build import NETWORK_CONDITION
 from app.policy.model import Agreement, Permit, View
 from app.policy.overlap import deny_may_block
 from app.policy.policy_set import PolicySet
+from app.policy.space import CallerShape, RecordShape, analyse, field_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +95,77 @@ def _recipient(agreement: Agreement, permit: Permit) -> Recipient:
         },
         restricted_by=tuple(d.id for d in agreement.denies if deny_may_block(d, permit)),
     )
+
+
+class UnknownName(ValueError):
+    """A view or field no agreement in force defines: an error, not an empty answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """One audience class that receives the field (or view) for a purpose, from the exact analysis.
+
+    `caller` is the class's representative; `records` how many record classes it receives it on,
+    `record` one of them.
+    """
+
+    caller: CallerShape
+    purpose: str
+    views: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+    records: int
+    record: RecordShape
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "caller": self.caller.to_dict(),
+            "purpose": self.purpose,
+            "views": list(self.views),
+            "rules": list(self.rule_ids),
+            "record_classes": self.records,
+            "record": self.record.to_dict(),
+        }
+
+
+def receivers(
+    policy_set: PolicySet,
+    now: date,
+    *,
+    field: str | None = None,
+    view: str | None = None,
+    purpose: str | None = None,
+    network: str | None = None,
+) -> list[Receiver]:
+    """Every audience class that receives `field` (through any view with it) or `view`, exactly.
+
+    Raises UnknownName for a view or field no agreement in force defines.
+    """
+    in_force = [a for a in policy_set if a.in_force(now)]
+    if view is not None and not any(view in a.views for a in in_force):
+        raise UnknownName(f"unknown view {view!r}: no agreement in force defines it")
+    wanted = None if field is None else _field_of(field, in_force)
+    found: dict[tuple[CallerShape, str], list[Any]] = {}
+    for cell in analyse(policy_set, now).cells():
+        if purpose is not None and cell.purpose != purpose:
+            continue
+        if network is not None and dict(cell.record.attributes).get(NETWORK_CONDITION) != network:
+            continue
+        grants = [g for g in cell.outcome.grants if (g.view == view if wanted is None else wanted in g.fields)]
+        if not grants:
+            continue
+        entry = found.setdefault((cell.caller, cell.purpose), [set(), {}, 0, cell.record])
+        entry[0].update(g.view for g in grants)
+        entry[1].update(dict.fromkeys(r for g in grants for r in g.rule_ids))
+        entry[2] += 1
+    return [
+        Receiver(caller, purpose_, tuple(sorted(views)), tuple(rules), count, record)
+        for (caller, purpose_), (views, rules, count, record) in found.items()
+    ]
+
+
+def _field_of(name: str, agreements: list[Agreement]) -> str:
+    """`name` as a field of the space; unknown unless some view in force lets it leave."""
+    shown = {field_name(v.kind, item) for a in agreements for v in a.views.values() for item in v.items}
+    if name not in shown:
+        raise UnknownName(f"unknown field {name!r}: no view of an agreement in force includes it")
+    return name

@@ -48,7 +48,8 @@ from app.subjects.models import Subject
 router = APIRouter(tags=["referrals"], route_class=LeanRoute)
 PURPOSE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "X-Purpose missing or not open to the caller"},
-    403: {"description": "No agreement grants this read"},
+    403: {"description": "No agreement grants this read; `agreement-expired`/`agreement-not-yet-effective`: "
+                         "your agency's agreement is past its review_by, or not yet effective"},
     404: {"description": "No such referral"},
 }
 
@@ -101,7 +102,9 @@ def _referral_response(document: dict[str, Any], status_code: int, tag: str, **h
                                            "GET /v1/schemas/referral/{version} with your token)"]},
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralOut,
-    responses={403: {"description": "Not a referrer, or a party to no agreement in force of any network"},
+    responses={403: {"description": "Not a referrer, or a party to no agreement in force of any network; "
+                                    "`agreement-expired`/`agreement-not-yet-effective`: no new referral into a "
+                                    "network whose agreement with your agency is not in force (nothing written)"},
                409: {"description": "Idempotency-Key reused with another body"},
                422: {"description": "Invalid referral; unknown codes list the valid ones"}},
 )
@@ -230,7 +233,7 @@ async def _read_referral(
     # loop is never held by a commit.  Thread hops cost more than the read itself.
     with state.loop_reads.snapshot() as connection:
         read = snapshot.load_lean(connection, state.engine.dialect, caller.client_id, referral_id)
-    principal = caller.confirmed_by(read)
+        principal = caller.confirmed_by(read, connection, state.engine.dialect)
     if state.settings.bench_bare_reads and request.headers.get("X-Bench-Bare") == "1":
         # bench/load.py's baseline: the same read and projection with no purpose, policy or log.
         # The setting is refused in prod (app/config.py), so this never runs there.
@@ -526,7 +529,9 @@ def list_assessments(
         "for their urgency, reviews due after closure, and repeat referrals within the repeat window (linked "
         "through the person). For the network's coordinator agency with the coordinator role, for the purpose "
         "stated in `X-Purpose`: each referral listed is one an agreement grants it for that purpose, and the "
-        "listing is logged. Ids, statuses and urgencies."
+        "listing is logged. Ids, statuses and urgencies. Beside them, on the first page, `agreements`: the "
+        "agreements in force deciding the network whose `review_by` comes within 60 days "
+        "(`agreement_review_60`) or 30 days (`agreement_review_30`); no case data."
     ),
     openapi_extra={"x-case-data": True, "x-purpose-required": True},
     response_model=Worklist,
@@ -552,14 +557,21 @@ def get_worklist(
         network = policies.network(network_id)
         if network is None:
             raise NotFound(f"No network {network_id!r} on this deployment.")
-        if not (access.is_coordinator(policies, principal, network_id)
-                and access.in_force_party(policies, principal.agency_id, network_id, now.date())):
+        coordinator = access.is_coordinator(policies, principal, network_id)
+        if not (coordinator and access.in_force_party(policies, principal.agency_id, network_id, now.date())):
+            lapsed = access.not_in_force(policies, principal.agency_id, now.date(), network_id=network_id)
+            if coordinator and lapsed:
+                raise Forbidden(f"The work list of network {network_id!r}: {lapsed[0].reason}.",
+                                slug=lapsed[0].slug, **lapsed[0].extensions)
             raise Forbidden("The work list is for the network's coordinator agency, with the coordinator role.",
                             slug="access-denied")
         stated = access.require_purpose(policies, principal, purpose, now.date())
     ctx = disclose.ReadContext(principal, stated, None, request.state.request_id)
-    found = [i for i in worklist.items(session, network_id, network.protocol, now, kind)
-             if after is None or _worklist_key(i) > after]
+    agreements = [] if after is not None else [
+        r.to_dict() for r in worklist.agreement_reviews(policies, network_id, now.date(), kind)]
+    found = [] if kind in worklist.AGREEMENT_HORIZONS else [
+        i for i in worklist.items(session, network_id, network.protocol, now, kind)
+        if after is None or _worklist_key(i) > after]
     released: list[door.Released] = []
     last: worklist.Item | None = None
     # A page at a time, in the list's order (the longest overdue first): the referrals of a chunk are
@@ -599,8 +611,8 @@ def get_worklist(
     more = last is not None and last is not found[-1]
     next_cursor = encode_cursor(dict(zip(("due_since", "referral_id", "kind"), _worklist_key(last), strict=True))) \
         if more and last is not None else None
-    return door.send(state, session, released,
-                     lambda items: {"network": network_id, "items": items, "next_cursor": next_cursor})
+    return door.send(state, session, released, lambda items: {
+        "network": network_id, "items": items, "agreements": agreements, "next_cursor": next_cursor})
 
 
 def _worklist_key(item: worklist.Item) -> tuple[str, str, str]:

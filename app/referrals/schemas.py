@@ -316,16 +316,29 @@ class AssessmentPage(BaseModel):
     items: list[AssessmentOut]
 
 
-WorklistKind = Literal["triage_overdue", "assignment_overdue", "review_due", "repeat_referral"]
+WorklistKind = Literal["triage_overdue", "assignment_overdue", "review_due", "repeat_referral",
+                       "agreement_review_60", "agreement_review_30"]
+ReferralItemKind = Literal["triage_overdue", "assignment_overdue", "review_due", "repeat_referral"]
 
 
 class WorklistItem(BaseModel):
     referral_id: str
-    kind: WorklistKind
+    kind: ReferralItemKind
     due_since: datetime = Field(description="When it fell due (for a repeat referral: when it was made).")
     status: str
     urgency: str
     detail: str = Field(description="What the protocol asked, in words.")
+
+
+class AgreementReviewItem(BaseModel):
+    """An agreement due for review: after its review_by it decides nothing until a renewed version is signed."""
+
+    kind: Literal["agreement_review_60", "agreement_review_30"]
+    agreement: str
+    version: int
+    review_by: date
+    days_left: int = Field(description="Days until the review_by (the day it stops deciding).")
+    detail: str
 
 
 class Worklist(BaseModel):
@@ -333,6 +346,10 @@ class Worklist(BaseModel):
 
     network: str
     items: list[WorklistItem]
+    agreements: list[AgreementReviewItem] = Field(
+        default_factory=list,
+        description="Agreements in force deciding the network that reach their review_by within 60 days "
+                    "(on the first page only).")
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last.")
 
 

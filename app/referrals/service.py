@@ -32,6 +32,7 @@ from app.meetings.models import ClockNotice
 from app.pagination import decode_cursor, encode_cursor
 from app.policy.model import DEFAULT_PROTOCOL
 from app.policy.policy_set import PolicySet
+from app.policy.training import TRAINING_SYSTEM_PREFIX, agency_fits, is_training_network, same_kind
 from app.referrals import repository, sealed, sections
 from app.referrals.lifecycle import Actor, Status, actors_for, allowed_targets, targets_for
 from app.referrals.models import Assessment, Assignment, Referral, ReferralConcern, StatusChange
@@ -153,6 +154,7 @@ def choose_network(policies: PolicySet, principal: Principal, asked: str | None,
     mine = referable_networks(policies, principal.agency_id, today)
     if asked is not None:
         if asked not in mine:
+            _refuse_lapsed(policies, principal, asked, today)
             raise InvalidInput(
                 f"Your agency cannot refer into network {asked!r}.",
                 errors=[{"path": "$.network", "message": "not a network your agency is a party in",
@@ -160,6 +162,8 @@ def choose_network(policies: PolicySet, principal: Principal, asked: str | None,
             )
         return asked
     if not mine:
+        for network_id in policies.networks_of(principal.agency_id):
+            _refuse_lapsed(policies, principal, network_id, today)
         raise Forbidden("Your agency is a party to no agreement in force of any network.",
                         slug="no-network")
     if len(mine) > 1:
@@ -169,6 +173,51 @@ def choose_network(policies: PolicySet, principal: Principal, asked: str | None,
                      "type": "missing", "valid_codes": mine}],
         )
     return mine[0]
+
+
+def _refuse_lapsed(policies: PolicySet, principal: Principal, network_id: str, today: date) -> None:
+    """No new referral into a network whose agreement with the agency has lapsed, or not yet begun: why."""
+    for lapse in access.not_in_force(policies, principal.agency_id, today, network_id=network_id):
+        raise Forbidden(f"No new referral into network {network_id!r}: {lapse.reason}.", slug=lapse.slug,
+                        network=network_id, **lapse.extensions)
+
+
+def _keep_identifiers_apart(policies: PolicySet, network_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A training network's identifiers are kept under `training:`, which a real network's may not use.
+
+    Their keyed digests then never meet: a synthetic person is never linked to a real one (nor tells
+    a trainee that a real identifier is known), whatever the identifiers say.
+    """
+    subject = body.get("subject")
+    identifiers = subject.get("identifiers") if isinstance(subject, dict) else None
+    if not isinstance(subject, dict) or not isinstance(identifiers, list):
+        return body
+    systems = [(k, i["system"]) for k, i in enumerate(identifiers) if isinstance(i, dict) and isinstance(
+        i.get("system"), str)]
+    if is_training_network(policies, network_id):
+        renamed = dict((k, s if s.startswith(TRAINING_SYSTEM_PREFIX) else TRAINING_SYSTEM_PREFIX + s)
+                       for k, s in systems)
+        return {**body, "subject": {**subject, "identifiers": [
+            {**i, "system": renamed[k]} if k in renamed else i for k, i in enumerate(identifiers)]}}
+    reserved = [k for k, s in systems if s.startswith(TRAINING_SYSTEM_PREFIX)]
+    if reserved:
+        raise InvalidInput("The referral is invalid.", errors=[
+            {"path": f"$.subject.identifiers[{k}].system", "type": "reserved",
+             "message": f"identifier systems starting {TRAINING_SYSTEM_PREFIX!r} are for training networks"}
+            for k in reserved])
+    return body
+
+
+def _closed_to_referrals(policies: PolicySet, network_id: str, today: date) -> str | None:
+    """Why a network takes no referral by transfer today: its coordinator is a party to no agreement
+    of it in force (the one that lapsed named); None when it takes them."""
+    network = policies.network(network_id)
+    coordinator = network.coordinator if network is not None else None
+    if coordinator is None or access.in_force_party(policies, coordinator, network_id, today):
+        return None
+    lapsed = access.not_in_force(policies, coordinator, today, network_id=network_id)
+    why = f": {lapsed[0].reason}" if lapsed else ""
+    return f"network {network_id!r} has no agreement in force and takes no new referral{why}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +242,7 @@ def validate(
         raise Forbidden("Posting a referral needs the referrer role.")
     network_id = choose_network(policies, principal, raw.get("network"), today)
     body, originals = standardise_codes(session, principal, raw)
+    body = _keep_identifiers_apart(policies, network_id, body)
     schema_id = raw.get("schema") or SCHEMA_ID
     try:
         data = REFERRAL_MODELS[schema_id].model_validate(body)
@@ -754,7 +804,8 @@ def _check_transition_data(
             if agencies.get_agency(session, agency_id) is None:
                 errors.append({"path": f"$.agencies[{index}]", "message": f"unknown agency {agency_id!r}",
                                "type": "unknown_agency"})
-            elif not access.in_force_party(policies, agency_id, referral.network_id, today):
+            elif not (access.in_force_party(policies, agency_id, referral.network_id, today)
+                      and agency_fits(policies, agency_id, referral.network_id)):
                 errors.append({"path": f"$.agencies[{index}]",
                                "message": f"{agency_id!r} is not a party to an agreement in force of network "
                                           f"{referral.network_id!r}",
@@ -772,14 +823,22 @@ def _check_transition_data(
     if target in (Status.declined, Status.withdrawn, Status.transferred) and not (data.reason or "").strip():
         errors.append({"path": "$.reason", "message": f"{target.value} needs a reason", "type": "missing"})
     if target is Status.transferred:
-        others = sorted(n for n in policies.networks if n != referral.network_id)
+        # Never between a training network and a real one (app/policy/training.py).
+        others = sorted(n for n in policies.networks
+                        if n != referral.network_id and same_kind(policies, n, referral.network_id))
         if not data.to_network:
             errors.append({"path": "$.to_network", "message": "a transfer names the receiving network",
                            "type": "missing", "valid_codes": others})
+        elif data.to_network in policies.networks and not same_kind(policies, data.to_network, referral.network_id):
+            errors.append({"path": "$.to_network", "message": "a referral never moves between a training network "
+                           "and a real one", "type": "training_isolation", "valid_codes": others})
         elif data.to_network not in others:
             errors.append({"path": "$.to_network",
                            "message": f"{data.to_network!r} is not another network on this deployment",
                            "type": "unknown_network", "valid_codes": others})
+        elif (closed := _closed_to_referrals(policies, data.to_network, today)) is not None:
+            errors.append({"path": "$.to_network", "message": closed, "type": "no_agreement_in_force",
+                           "valid_codes": others})
     elif data.to_network is not None:
         errors.append({"path": "$.to_network", "message": "to_network is only for a transfer", "type": "unexpected"})
     if errors:

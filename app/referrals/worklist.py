@@ -9,19 +9,26 @@
 
 Each item names a referral by id with its status and urgency (and, for a repeat, the earlier
 referral): the route decides each for the purpose stated and logs what it lists (the one door).
+
+Beside them, from the agreements rather than the referrals (no case data):
+
+- **agreement_review_60** / **agreement_review_30**: an agreement in force deciding the network
+  reaches its `review_by` within 60 (then 30) days; from that day it decides nothing until a renewed
+  version is signed, so the coordinator is told while there is time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from app.policy.model import Protocol
+from app.policy.policy_set import PolicySet
 from app.referrals.lifecycle import Status
 from app.referrals.models import Referral, StatusChange
 from app.retention.models import Tombstone
@@ -92,6 +99,45 @@ def items(session: Session, network_id: str, protocol: Protocol, now: datetime, 
         found += _repeats(session, network_id, protocol, [r for r in rows if r.status in BEFORE_THE_PANEL])
     return sorted((i for i in found if kind is None or i.kind == kind),
                   key=lambda item: (item.due_since, item.referral_id, item.kind))
+
+
+# The sharpest first: an agreement is listed once, under the nearest horizon it is within.
+AGREEMENT_HORIZONS = {"agreement_review_30": 30, "agreement_review_60": 60}
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementReview:
+    """An agreement of the network whose review_by comes within a horizon: no case data."""
+
+    kind: str
+    agreement: str
+    version: int
+    review_by: date
+    days_left: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "agreement": self.agreement, "version": self.version,
+                "review_by": self.review_by.isoformat(), "days_left": self.days_left,
+                "detail": f"agreement {self.agreement} version {self.version} is due for review by "
+                          f"{self.review_by.isoformat()} ({self.days_left} days): from that day nothing is "
+                          "shared under it until a renewed version is signed"}
+
+
+def agreement_reviews(
+    policies: PolicySet, network_id: str, today: date, kind: str | None = None,
+) -> list[AgreementReview]:
+    """The agreements in force deciding the network whose review_by comes within 60 days, the nearest first."""
+    network = policies.network(network_id)
+    found: list[AgreementReview] = []
+    for agreement_id in network.agreements if network is not None else ():
+        agreement = policies.get(agreement_id)
+        if agreement is None or not agreement.in_force(today):
+            continue
+        left = (agreement.review_by - today).days
+        within = next((k for k, days in AGREEMENT_HORIZONS.items() if left <= days), None)
+        if within is not None and kind in (None, within):
+            found.append(AgreementReview(within, agreement.id, agreement.version, agreement.review_by, left))
+    return sorted(found, key=lambda review: (review.review_by, review.agreement))
 
 
 def _entered(session: Session, referral_ids: Sequence[str]) -> dict[str, datetime]:

@@ -22,6 +22,7 @@ import pytest
 from bola.oracle import Caller as OracleCaller
 from bola.oracle import Oracle, Rec
 from fastapi.testclient import TestClient
+from support.agreements import sign_all
 from support.referrals import COORDINATOR, REFERRER
 from support.settings import suite_settings
 from typer.testing import CliRunner
@@ -90,6 +91,13 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     agreement.write_text(text[:at] + CONDITIONS + text[at + len(old):])
     (folder / "invited-test.yaml").write_text(CONFERENCE_AGREEMENT)
     return suite_settings(tmp_path, database_url).model_copy(update={"policies_dir": folder})
+
+
+@pytest.fixture
+def demo(demo: dict[str, dict[str, Any]], state: AppState) -> dict[str, dict[str, Any]]:
+    """The demo, and the test's own agreement signed by its parties (the demo signs only its own)."""
+    sign_all(state)
+    return demo
 
 
 def assigned_to_police(post_referral: Callable[..., Any], move: Callable[..., Any], **changes: Any) -> str:

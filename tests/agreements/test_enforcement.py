@@ -160,7 +160,8 @@ class TestAgreementsInForce:
             headers = auth(client_id, **{"X-Purpose": purpose})
             for path in (f"/v1/referrals/{case}", "/v1/referrals", f"/v1/referrals/{case}/notes", "/v1/events"):
                 response = app_client.get(path, headers=headers)
-                assert response.status_code == 400, (path, response.text)
+                assert response.status_code == 403, (path, response.text)
+                assert response.json()["type"].endswith("/agreement-expired")  # tests/agreements/test_lifecycle.py
                 assert response.json()["purposes"] == []
         listing = app_client.get("/v1/agreements", headers=auth(COORDINATOR)).json()["items"]
         assert listing[0]["in_force"] is False
@@ -172,7 +173,8 @@ class TestAgreementsInForce:
         response = app_client.get(
             f"/v1/referrals/{case}", headers=auth(COORDINATOR, **{"X-Purpose": "safeguarding_assessment"})
         )
-        assert response.status_code == 400
+        assert response.status_code == 403
+        assert response.json()["type"].endswith("/agreement-not-yet-effective")
 
     def test_agreements_are_listed_with_version_hash_and_review_date(
         self, app_client: TestClient, auth: Auth
@@ -180,6 +182,6 @@ class TestAgreementsInForce:
         items = app_client.get("/v1/agreements", headers=auth("youth-ngo-reader")).json()["items"]
         assert [(a["id"], a["version"], a["review_by"], a["in_force"]) for a in items] == [
             ("demo-city", 3, "2027-06-30", True), ("demo-town", 1, "2027-06-30", True),
-            ("national-statistics", 1, "2027-06-30", True)]
+            ("national-statistics", 1, "2027-06-30", True), ("training-demo", 1, "2027-06-30", True)]
         assert len(items[0]["content_hash"]) == 64
         assert app_client.get("/v1/agreements").status_code == 401

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support.agreements import sign_all
 from support.referrals import COORDINATOR, REFERRER
 from typer.testing import CliRunner
 
@@ -99,13 +100,16 @@ class TestReload:
         original = path.read_text()
         path.write_text(original.replace("version: 3", "version: 4", 1))
         report = reloading_client.post("/v1/admin/agreements/reload", headers=admin).json()
-        assert report["in_force"] == ["demo-city@v4", "demo-town@v1", "national-statistics@v1"]
-        assert report["errors"] == []
+        assert "demo-city@v3" in report["in_force"] and report["errors"] == []  # v4 is proposed: unsigned
+        assert report["proposed"] == ["demo-city@v4"]
+        assert sign_all(reloading_client.app.state.cb) > 0  # type: ignore[attr-defined]
+        report = reloading_client.post("/v1/admin/agreements/reload", headers=admin).json()
+        assert "demo-city@v4" in report["in_force"] and report["errors"] == []
         path.write_text(
             original.replace("version: 3", "version: 5", 1).replace("legal_basis: public_task", "legal_basis: whim", 1)
         )
         broken = reloading_client.post("/v1/admin/agreements/reload", headers=admin).json()
-        assert broken["in_force"] == ["demo-city@v4", "demo-town@v1", "national-statistics@v1"]
+        assert "demo-city@v4" in broken["in_force"]
         assert broken["errors"][0]["file"].endswith("demo-city.yaml") and broken["errors"][0]["line"] > 0
         assert "legal_basis" in broken["errors"][0]["path"] and "public_task" in broken["errors"][0]["reason"]
         listed = reloading_client.get("/v1/agreements", headers=headers(COORDINATOR)).json()["items"]
@@ -120,6 +124,8 @@ class TestReload:
         path = policies_copy / "demo-city.yaml"
         path.write_text(path.read_text().replace("version: 3", "version: 7", 1))
         assert watcher.poll() is True
+        assert state.policies.loaded.get("demo-city").version == 7
+        assert sign_all(state) > 0
         assert state.policies.current.get("demo-city").version == 7
 
     def test_only_admins_reload(self, app_client: TestClient, auth: Auth) -> None:
@@ -138,7 +144,8 @@ class TestPolicyCli:
         assert ("network demo-city: meets every P1M, chaired by city-municipality; triage within immediate "
                 "PT24H, urgent P2D, priority P5D, routine P14D;") in result.stdout
         town = policies_copy / "networks" / "demo-town.yaml"
-        town.write_text(town.read_text() + "  reviews_after_closure: [P6M, later]\n")
+        protocol = "protocol:\n  meetings: {cadence: P1M}\n"
+        town.write_text(town.read_text().replace(protocol, protocol + "  reviews_after_closure: [P6M, later]\n"))
         broken = runner.invoke(cli, ["policy", "check", "--dir", str(policies_copy), "--json"])
         assert broken.exit_code == 1
         (finding,) = [f for f in json.loads(broken.stdout) if "demo-town.yaml" in f["message"]]

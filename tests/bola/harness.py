@@ -128,6 +128,9 @@ NO_CASE_DATA = frozenset({
     "GET /v1/vocabularies", "GET /v1/vocabularies/{name}", "GET /v1/admin/mappings",
     "POST /v1/admin/mappings", "GET /v1/agreements", "POST /v1/decisions/explain",
     "POST /v1/admin/agreements/reload", "GET /v1/networks", "GET /v1/networks/{network_id}",
+    "GET /v1/agreements/{agreement_id}/versions", "GET /v1/agreements/{agreement_id}/versions/{version}/signatures",
+    "POST /v1/agreements/{agreement_id}/versions/{version}/signatures",
+    "POST /v1/training-records", "GET /v1/training-records", "GET /v1/training/status",
 })
 
 

@@ -57,6 +57,9 @@ class Caller:
     agency: str
     sector: str
     roles: frozenset[str]
+    # The courses the acting person holds (README: `requires: {training: …}`); None: every course, as the
+    # demo's clients and people hold the one the demo requires.
+    trained: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ class Agreement:
     rules: tuple[Mapping[str, Any], ...]
     denies: tuple[Mapping[str, Any], ...]
     emergency: Mapping[str, Any] | None
+    requires: frozenset[str] = frozenset()  # courses every recipient of every permit needs
 
     def in_force(self, today: date) -> bool:
         return self.effective_from <= today < self.review_by
@@ -171,6 +175,7 @@ class Oracle:
                 rules=tuple(doc.get("rules") or ()),
                 denies=tuple(doc.get("deny") or ()),
                 emergency=doc.get("emergency"),
+                requires=_courses(doc.get("requires")),
             ))
         networks = {}
         for path in sorted((folder / "networks").glob("*.y*ml")):
@@ -337,9 +342,15 @@ class Oracle:
                 if (self.view_kind(agreement, rule["view"]) == kind
                         and purpose in (rule.get("purposes") or ())
                         and self.audience(rule.get("to"), caller, relations, deny=False)
-                        and self.conditions(rule.get("when"), attributes, deny=False)):
+                        and self.conditions(rule.get("when"), attributes, deny=False)
+                        and self.trained(caller, agreement.requires | _courses(rule.get("requires")))):
                     found.append((agreement, rule))
         return found
+
+    @staticmethod
+    def trained(caller: Caller, courses: frozenset[str]) -> bool:
+        """README: a permit requiring a course the caller does not hold, current, grants nothing."""
+        return caller.trained is None or courses <= caller.trained
 
     def _denies(
         self, caller: Caller, network: str, relations: frozenset[str], purpose: str | None,
@@ -383,7 +394,7 @@ class Oracle:
         if "admin" in caller.roles:
             return frozenset()
         for agreement in self.in_force_for(caller, rec.network):
-            if agreement.emergency and agreement.emergency.get("view"):
+            if agreement.emergency and agreement.emergency.get("view") and self.trained(caller, agreement.requires):
                 bound |= self.referral_fields(agreement, agreement.emergency["view"])
         return frozenset(bound)
 
@@ -624,6 +635,10 @@ class Oracle:
             caller.agency in self.network_agencies(n) and self.party_in_force(caller, n)
             for n in self.networks if network in (None, n)
         )
+
+
+def _courses(requires: Mapping[str, Any] | None) -> frozenset[str]:
+    return frozenset((requires or {}).get("training") or ())
 
 
 def _date(value: Any) -> date:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support.agreements import sign_all
 from support.referrals import COORDINATOR, REFERRER, referral_body
 
 from app.audit import queries
@@ -84,17 +85,16 @@ class TestFinding1NetworksAreIsolated:
         (folder / "networks").mkdir(parents=True)
         for path in source.glob("*.yaml"):
             shutil.copy(path, folder / path.name)
-        for path in (source / "networks").glob("*.yaml"):
-            shutil.copy(path, folder / "networks" / path.name)
+        # The network files with their codes of conduct (networks/conduct/), Kumanovo's beside them.
+        shutil.copytree(source / "networks", folder / "networks", dirs_exist_ok=True)
         shutil.copy(source / "examples" / "kumanovo-cat.yaml", folder / "kumanovo-cat.yaml")
-        networks = source / "examples" / "networks" / "kumanovo-cat.yaml"
-        if networks.exists():
-            shutil.copy(networks, folder / "networks" / "kumanovo-cat.yaml")
+        shutil.copytree(source / "examples" / "networks", folder / "networks", dirs_exist_ok=True)
         return settings.model_copy(update={"policies_dir": folder})
 
     def test_a_foreign_network_coordinator_lists_moves_and_writes_nothing(
         self, app_client: TestClient, auth: Auth, state: AppState, demo: dict[str, Any]
     ) -> None:
+        sign_all(state)  # the demo signs its own agreements only; Kumanovo's parties sign theirs
         assert "kumanovo-cat" in {a.id for a in state.policies.current}
         kumanovo = add_client(app_client, auth, "kumanovo-coordinator", "kumanovo-municipality", ["coordinator"],
                               sector="local_government")

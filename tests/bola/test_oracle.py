@@ -36,7 +36,8 @@ def test_the_oracle_reads_each_documented_case_alike(folder: str, doc: dict[str,
     when = case.get("now") or doc.get("now") or agreement.effective_from
     oracle = Oracle(loaded.agreements, loaded.networks, when if isinstance(when, date) else date.fromisoformat(when))
     spec = case["caller"]
-    caller = Caller("case", spec["agency"], spec.get("sector", ""), frozenset(spec.get("roles") or ()))
+    caller = Caller("case", spec["agency"], spec.get("sector", ""), frozenset(spec.get("roles") or ()),
+                    frozenset(spec.get("training") or ()))
     relations = frozenset(spec.get("relations") or ())
     record = dict(case.get("record") or {})
     kind = record.pop("kind", "referral")
@@ -70,7 +71,8 @@ def test_the_oracle_reads_each_documented_case_alike(folder: str, doc: dict[str,
             assert bool(bound) is permit, sorted(bound)
 
 
-CHAIRS = {"demo-city": "city-municipality", "demo-town": "town-council"}  # the demo's, written out by hand
+CHAIRS = {"demo-city": "city-municipality", "demo-town": "town-council",  # the demo's, written out by hand
+          "training-demo": "training-demo-coordination"}
 
 
 def test_the_oracle_knows_each_demo_network_chair() -> None:

@@ -190,9 +190,10 @@ class Console:
         return pyotp.TOTP(secret).now() if secret else ""
 
     def sign_in(self, page: Page, person_id: str, *,
-                on_step: Callable[[Page, str], None] | None = None) -> None:
-        """Sign in through the forms (enrolling or typing the second factor where the role needs it); lands on
-        home. ``on_step(page, step)`` is called on each page on the way: "sign-in", "enrol", "second-factor"."""
+                on_step: Callable[[Page, str], None] | None = None, accept_conduct: bool = True) -> None:
+        """Sign in through the forms (enrolling or typing the second factor where the role needs it, accepting the
+        code of conduct when it is asked for); lands on home. ``on_step(page, step)`` is called on each page on the
+        way: "sign-in", "enrol", "second-factor"."""
         person = self.people[person_id]
         page.goto(self.url(f"{PREFIX}/sign-in"))
         if on_step:
@@ -211,7 +212,10 @@ class Console:
             if on_step:
                 on_step(page, "second-factor")
             self._type_code(page, person)
-        assert page.url == self.url(f"{PREFIX}/"), f"{person_id} did not land on home: {page.url}"
+        if accept_conduct and page.url.removeprefix(self.server.base).startswith(f"{PREFIX}/conduct"):
+            submit(page, f"main form[action='{PREFIX}/conduct'] button[type=submit]")
+        if accept_conduct:
+            assert page.url == self.url(f"{PREFIX}/"), f"{person_id} did not land on home: {page.url}"
 
     def _type_code(self, page: Page, person: Person) -> None:
         page.fill("#code", self.totp_code(person))

@@ -51,7 +51,8 @@ def assert_refused(code: int, stdout: str, stderr: str, *needles: str) -> None:
 
 def sign_in(client: ConsoleClient, person_id: str, password: str) -> Any:
     client.get("/console/sign-in")
-    return client.post("/console/sign-in", {"person": person_id, "password": password, "next": "/console/"})
+    return client.accept_conduct(client.post("/console/sign-in", {"person": person_id, "password": password,
+                                                                  "next": "/console/"}))
 
 
 def signs_in(browser: Browser, person_id: str, password: str) -> bool:

@@ -49,7 +49,11 @@ def with_cookie(browser: Browser, token: str) -> ConsoleClient:
 
 
 def is_signed_in(client: ConsoleClient) -> bool:
-    return client.get("/console/", follow_redirects=False).status_code == 200
+    """Signed in: home, or the code of conduct a signed-in person accepts first."""
+    home = client.get("/console/", follow_redirects=False)
+    if home.headers.get("location", "").startswith("/console/conduct"):
+        home = client.get(home.headers["location"], follow_redirects=False)
+    return home.status_code == 200
 
 
 def session_ids(state: AppState) -> set[str]:

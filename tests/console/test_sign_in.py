@@ -45,8 +45,8 @@ def settings(tmp_path: Any, database_url: str, settings_overrides: dict[str, Any
 def attempt(client: ConsoleClient, person_id: str, password: str, **kwargs: Any) -> Any:
     """One sign-in attempt as a browser makes it: the form first (its CSRF token), then the post."""
     client.get("/console/sign-in")
-    return client.post("/console/sign-in", {"person": person_id, "password": password, "next": "/console/"},
-                       **kwargs)
+    return client.accept_conduct(client.post("/console/sign-in", {"person": person_id, "password": password,
+                                                                  "next": "/console/"}, **kwargs))
 
 
 def without_token(html: str) -> str:
@@ -59,7 +59,7 @@ def sign_ins(state: AppState) -> list[Any]:
 
 def is_signed_in(client: ConsoleClient) -> bool:
     response = client.get("/console/", follow_redirects=False)
-    return response.status_code == 200
+    return response.status_code == 200 or response.headers.get("location", "").startswith("/console/conduct")
 
 
 def person_row(state: AppState, person_id: str) -> Person:
@@ -256,7 +256,7 @@ def test_a_coordinator_auditor_or_admin_enrols_a_second_factor_first(
     refused = client.post("/console/sign-in/enrol", {"code": wrong_code(client)})
     assert refused.status_code == 401 and 'id="code-error"' in refused.text
     assert person_row(state, person_id).totp_sealed is None and not is_signed_in(client)
-    done = client.post("/console/sign-in/enrol", {"code": client.code()})
+    done = client.accept_conduct(client.post("/console/sign-in/enrol", {"code": client.code()}))
     assert done.status_code == 200 and str(done.url).endswith("/console/") and is_signed_in(client)
     sealed = person_row(state, person_id).totp_sealed
     assert sealed is not None and client.totp_secret not in sealed
@@ -361,4 +361,7 @@ def test_the_api_refuses_a_half_signed_in_visit(console_people: dict[str, str], 
         with pytest.raises(web.NotSignedIn):
             visit.api._headers("safeguarding_assessment", None)
     signed = web.Visit(request, state, "some-session", "token", "signed_in", seen, "safeguarding_assessment", "en")
+    with pytest.raises(web.ConductOwed):  # nor before the page's gate found no code of conduct owed
+        signed.api._headers("safeguarding_assessment", None)
+    signed.conduct_cleared = True
     assert signed.api._headers("safeguarding_assessment", None)["Authorization"].startswith("Bearer ")

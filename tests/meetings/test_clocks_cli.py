@@ -31,10 +31,10 @@ def test_clocks_run_raises_what_is_due_once(
     first = runner.invoke(cli, ["clocks", "run", "--json"])
     assert first.exit_code == 0, first.stderr
     report = json.loads(first.stdout)
-    assert report["raised"] == {"triage_overdue": 1} and report["networks"] == 2
+    assert report["raised"] == {"triage_overdue": 1} and report["networks"] == 3  # demo-city, demo-town, training-demo
     again = runner.invoke(cli, ["clocks", "run"])
     assert again.exit_code == 0, again.stderr
-    assert again.stdout.strip() == "2 networks: nothing new."
+    assert again.stdout.strip() == "3 networks: nothing new."
     feed = app_client.get("/v1/events", headers=auth(COORDINATOR, **{"X-Purpose": "safeguarding_assessment"}))
     raised = [(e["kind"], e["referral_id"]) for e in feed.json()["items"] if e["kind"] != "status"]
     assert raised == [("triage_overdue", created)]

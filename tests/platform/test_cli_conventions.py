@@ -180,6 +180,8 @@ def _json_runs(tmp: Path, sqlite: bool) -> list[tuple[tuple[str, ...], list[str]
     explain = ["--agency", "city-community-police", "--sector", "police", "--roles", "caseworker",
                "--relations", "assigned", "--purpose", "intervention_planning", "--kind", "note",
                "--record", "classification=health", "--on", "2026-06-01"]
+    completions = tmp / "training.csv"
+    completions.write_text("person_id,course_id,completed_on,expires_on\njson-person,data-protection-basics,2026-01-05,\n")
     return [
         (("db", "upgrade"), [], ok),
         (("db", "current"), [], ok),
@@ -196,7 +198,10 @@ def _json_runs(tmp: Path, sqlite: bool) -> list[tuple[tuple[str, ...], list[str]
         (("policy", "check"), ["--on", "2026-06-01"], ok),
         (("policy", "test"), [], ok),
         (("policy", "who-can"), ["--view", "referral.summary", "--purpose", "service_provision"], ok),
+        (("policy", "prove"), [], ok),
+        (("policy", "diff"), [str(REPO / "policies" / "demo-city.yaml")] * 2, ok),
         (("policy", "ropa"), [], ok),
+        (("policy", "status"), [], ok),
         (("policy", "explain"), explain, (ExitCode.OK, ExitCode.DENIED)),
         (("audit", "export"), ["--output", str(tmp / "log.jsonl")], ok),
         (("audit", "checkpoint"), [], ok),
@@ -213,6 +218,9 @@ def _json_runs(tmp: Path, sqlite: bool) -> list[tuple[tuple[str, ...], list[str]
         (("person", "reset-second-factor"), ["json-person"], ok),
         (("person", "disable"), ["json-person"], ok),
         (("person", "enable"), ["json-person"], ok),
+        (("training", "import"), [str(completions)], ok),
+        (("training", "list"), ["--person", "json-person"], ok),
+        (("training-network", "create"), ["--dir", str(tmp / "training-policies")], ok),
         (("backup",), [str(tmp / "backup.db")], ok),
         (("restore",), [str(tmp / "backup.db"), "--yes"], ok),
         (("retention", "run"), ["--yes"], ok),

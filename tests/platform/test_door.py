@@ -28,6 +28,7 @@ NO_CASE_DATA = frozenset({
     "list_agencies", "create_agency", "list_clients", "create_client", "disable_client",
     "list_mappings", "create_mapping", "list_schemas", "get_schema", "list_vocabularies", "get_vocabulary",
     "list_agreements", "explain_decision", "reload_agreements", "list_networks", "get_network",
+    "list_agreement_versions", "list_agreement_signatures", "sign_agreement",
     "get_statistics", "request_emergency_access", "list_emergency_grants", "review_emergency_grant",
     "list_flagged_agencies", "clear_agency_flag",
     "erase_subject", "list_legal_holds", "place_legal_hold", "lift_legal_hold", "place_referral_legal_hold",
@@ -35,6 +36,8 @@ NO_CASE_DATA = frozenset({
     "get_audit_consistency_proof", "get_audit_inclusion_proof", "get_audit_leaf", "get_audit_verifier_keys",
     # The case conference's writes answer with receipts (ids, statuses, dates); its list, meetings' dates.
     "list_meetings", "close_meeting", "record_minutes", "remove_agenda_item", "create_action", "update_action",
+    # Training records: people's course completions, never a case's.
+    "record_training", "list_training_records", "training_status",
 })
 # Keys whose presence in a body means a referral's or a note's content is in it.
 CASE_KEYS = frozenset({

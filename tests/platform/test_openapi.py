@@ -23,7 +23,8 @@ SPEC = create_app().openapi()
 SCHEMAS = SPEC["components"]["schemas"]
 OPERATIONS = [(path, method, op) for path, item in SPEC["paths"].items() for method, op in item.items()]
 IDS = [op["operationId"] for _, _, op in OPERATIONS]
-ROLES = {"referrer", "caseworker", "coordinator", "partner_reader", "statistics_reader", "auditor", "admin"}
+ROLES = {"referrer", "caseworker", "coordinator", "partner_reader", "statistics_reader", "auditor", "admin",
+         "signatory"}
 PURPOSE_OPERATIONS = {"get_referral", "list_referrals", "list_events", "list_notes", "sync_summaries", "get_statistics",
                       "get_subject_disclosures", "list_referral_legal_holds"}
 CDN = re.compile(r"cdn\.jsdelivr\.net|unpkg\.com|cdnjs\.|fonts\.googleapis\.com|fonts\.gstatic\.com")

@@ -115,8 +115,9 @@ def caller(
     sector: str,
     roles: tuple[str, ...] = (),
     relations: tuple[str, ...] = (),
+    trained: tuple[str, ...] = (),
 ) -> Caller:
-    return Caller(f"client-{agency}", agency, sector, frozenset(roles), frozenset(relations))
+    return Caller(f"client-{agency}", agency, sector, frozenset(roles), frozenset(relations), frozenset(trained))
 
 
 def _of(network: str | None, attributes: dict[str, str]) -> dict[str, str]:

@@ -99,6 +99,29 @@ def reference_decide(
     view: str | None,
     now: date,
 ) -> Outcome:
+    """Training: decided as if the caller held every course; a denial stands as it is. When
+    that grant needs a course the caller lacks, the permits of courses held decide; when
+    none of them grants, the refusal is `training_required`, citing the grant's rules."""
+    full = _decide(agreements, caller, purpose, record, view, now, trained=None)
+    if not full.permit:
+        return full
+    real = _decide(agreements, caller, purpose, record, view, now, trained=caller.trained)
+    if real.permit:
+        return real
+    return Outcome(False, full.view, full.rule_ids, full.agreement_id, "training_required")
+
+
+def _decide(
+    agreements: list[Agreement],
+    caller: Caller,
+    purpose: str,
+    record: Record,
+    view: str | None,
+    now: date,
+    *,
+    trained: frozenset[str] | None,
+) -> Outcome:
+    """The decision over the permits whose courses are all in `trained` (None: every permit)."""
     applicable = [
         a
         for a in sorted(agreements, key=lambda a: a.id)
@@ -151,6 +174,8 @@ def reference_decide(
             permits.append(a.emergency)
         for p in permits:
             if p.view.kind != record.kind or purpose not in p.purposes:
+                continue
+            if trained is not None and not p.requires_training <= trained:
                 continue
             if not audience_matches(p.audience, caller, empty_means_everyone=False):
                 continue

@@ -26,6 +26,7 @@ _FIELDS = [
 _CLASSES = ["shared", "restricted", "health"]
 _PURPOSES = ["p1", "p2", "p3"]
 _RELATIONS = ["owner", "referrer", "assigned"]
+_COURSES = ["course-a", "course-b"]
 # Generated agreements decide their own id's network, a shared one, or (national ones) several;
 # records are of one of these, of a network no agreement decides, or name none.
 _NETWORKS = ["net-a", "net-b"]
@@ -84,6 +85,7 @@ def agreement_documents(draw: st.DrawFn, agreement_id: str) -> dict[str, Any]:
             "legal_basis": "public_task",
             "special_category_condition": "substantial_public_interest",
             "retention": "P1Y",
+            **_requires(draw(st.integers(0, 5))),
         }
         for index in range(draw(st.integers(0, 8)))
     ]
@@ -118,6 +120,7 @@ def agreement_documents(draw: st.DrawFn, agreement_id: str) -> dict[str, Any]:
         deny=denies,
         review_by=date(2026, draw(st.integers(2, 12)), 1),
     )
+    document.update(_requires(draw(st.integers(0, 6))))
     if national:
         # Across networks: statistics views only, and no emergency section.
         document["networks"] = sorted({agreement_id, *small_subset(draw, _NETWORKS, 1)})
@@ -132,6 +135,12 @@ def agreement_documents(draw: st.DrawFn, agreement_id: str) -> dict[str, Any]:
     return document
 
 
+def _requires(pick: int) -> dict[str, Any]:
+    """Now and then a `requires` of one or both courses (mostly none)."""
+    courses = {1: ["course-a"], 2: ["course-b"], 3: _COURSES}.get(pick)
+    return {"requires": {"training": courses}} if courses else {}
+
+
 @st.composite
 def generated_requests(
     draw: st.DrawFn, networks: list[str] | None = None
@@ -143,6 +152,7 @@ def generated_requests(
         draw(st.sampled_from(_SECTORS)),
         frozenset(small_subset(draw, _ROLES)),
         frozenset(small_subset(draw, ["owner", "referrer", "assigned"])),
+        frozenset(small_subset(draw, _COURSES)),
     )
     kind = draw(st.sampled_from(["referral", "note", "statistics"]))
     attributes = {
@@ -230,6 +240,7 @@ def _random_caller(rng: random.Random) -> Caller:
         rng.choice(_SECTORS),
         frozenset(rng.sample(_ROLES, rng.randint(0, 2))),
         frozenset(rng.sample(_RELATIONS, rng.randint(0, 2))),
+        frozenset(rng.sample(_COURSES, rng.randint(0, 2))),
     )
 
 
@@ -252,4 +263,5 @@ def _caller_for(
         other.sector if keep == "sector" else sector,
         other.roles if keep == "roles" else frozenset(roles),
         other.relations if keep == "relations" else frozenset(relations),
+        frozenset(_COURSES if rng.random() < 0.5 else rng.sample(_COURSES, rng.randint(0, 1))),
     )

@@ -228,7 +228,8 @@ class TestDenyBeatsPermit:
 class TestViews:
     def test_most_detailed_view_is_chosen(self, demo: PolicySet) -> None:
         worker = caller(
-            "city-social-services", "social_services", ("caseworker",), ("assigned", "referrer")
+            "city-social-services", "social_services", ("caseworker",), ("assigned", "referrer"),
+            ("data-protection-basics",),
         )
         record = referral(DEMO, consent="given", status="assigned")
         decision = decide(demo, worker, "intervention_planning", record, now=IN_FORCE)
@@ -536,3 +537,76 @@ def test_caches_do_not_change_decisions() -> None:
         uncached.index.clear_caches()
         fresh = decide(uncached, who, purpose, record, view, now=IN_FORCE)
         assert first == again == fresh
+
+
+class TestTraining:
+    """Courses required of recipients: a permit needing one the caller lacks grants nothing."""
+
+    RULES: list[dict[str, Any]] = [
+        {"id": "case-to-a", "to": {"agencies": ["agency-a"]}, "view": "referral.case", "purposes": ["assessment"],
+         "legal_basis": "public_task", "retention": "P1Y", "requires": {"training": ["ethics"]}},
+        {"id": "summary-to-a", "to": {"agencies": ["agency-a"]}, "view": "referral.summary",
+         "purposes": ["assessment"], "legal_basis": "public_task", "retention": "P1Y"},
+    ]
+
+    def test_untrained_gets_the_lesser_view_and_is_refused_the_one_needing_training(self) -> None:
+        policy_set = policy_set_of(minimal_document(rules=self.RULES))
+        untrained = caller("agency-a", "health")
+        lesser = decide(policy_set, untrained, "assessment", referral(), now=IN_FORCE)
+        assert lesser.permit and lesser.view == "referral.summary" and lesser.rule_ids == ("summary-to-a",)
+        refused = decide(policy_set, untrained, "assessment", referral(), "referral.case", now=IN_FORCE)
+        assert not refused.permit and refused.reason_code == "training_required"
+        assert refused.reason == (
+            "training required: ethics (rule case-to-a of agreement test-net) is missing or expired")
+        assert refused.rule_ids == ("case-to-a",) and refused.view == "referral.case"
+        trained = caller("agency-a", "health", trained=("ethics",))
+        full = decide(policy_set, trained, "assessment", referral(), now=IN_FORCE)
+        assert full.permit and full.view == "referral.case"
+
+    def test_agreement_requirement_applies_to_every_permit_and_emergency(self) -> None:
+        document = minimal_document(
+            rules=self.RULES[1:], requires={"training": ["basics"]},
+            emergency={"roles": ["caseworker"], "relations": ["owner"], "view": "referral.case"},
+        )
+        policy_set = policy_set_of(document)
+        agreement = policy_set.get("test-net")
+        assert agreement is not None
+        assert {p.id: p.requires_training for p in agreement.all_permits} == {
+            "summary-to-a": frozenset({"basics"}), "emergency": frozenset({"basics"})}
+        assert policy_set.index.required_courses == frozenset({"basics"})
+        worker = caller("agency-a", "health", ("caseworker",), ("owner",))
+        refused = decide(policy_set, worker, "emergency", referral(), now=IN_FORCE)
+        assert refused.reason_code == "training_required" and "basics" in refused.reason
+        both = decide(policy_set, caller("agency-a", "health", trained=("basics", "other")), "assessment",
+                      referral(), now=IN_FORCE)
+        assert both.permit
+
+    def test_a_rule_adds_to_the_agreements_courses_and_every_missing_one_is_named(self) -> None:
+        rules = [dict(self.RULES[0], requires={"training": ["ethics", "law"]})]
+        policy_set = policy_set_of(minimal_document(rules=rules, requires={"training": ["basics"]}))
+        refused = decide(policy_set, caller("agency-a", "health", trained=("law",)), "assessment", referral(),
+                         now=IN_FORCE)
+        assert refused.reason == ("training required: basics, ethics (rule case-to-a of agreement test-net)"
+                                  " are missing or expired")
+
+    def test_a_deny_stands_whatever_the_training(self) -> None:
+        deny = [{"id": "no-narrative", "to": {"agencies": ["agency-a"]}, "view": ["narrative"]}]
+        policy_set = policy_set_of(minimal_document(rules=self.RULES[:1], deny=deny))
+        decision = decide(policy_set, caller("agency-a", "health"), "assessment", referral(), now=IN_FORCE)
+        assert decision.reason_code == "denied_by_rule" and decision.rule_ids == ("no-narrative",)
+
+    def test_no_requirement_costs_nothing_in_the_index(self) -> None:
+        policy_set = policy_set_of(minimal_document())
+        assert policy_set.index.required_courses == frozenset()
+        scope = policy_set.index.scope("agency-a")
+        assert all(not bucket.needs_training and not bucket.training
+                   for by_kind in scope.buckets.values() for bucket in by_kind.values())
+
+    def test_explain_names_the_course_and_why(self) -> None:
+        policy_set = policy_set_of(minimal_document(rules=self.RULES))
+        explained = explain(policy_set, caller("agency-a", "health"), "assessment", referral(), "referral.case",
+                            now=IN_FORCE).to_dict()
+        assert explained["decision"]["reason_code"] == "training_required"
+        trace = next(r for r in explained["rules"] if r["rule"] == "case-to-a")
+        assert trace["requires_training"] == ["ethics"] and trace["status"] == "not_matched"
+        assert trace["reason"] == "training required: ethics is missing or expired"

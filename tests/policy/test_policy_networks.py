@@ -530,6 +530,8 @@ def side_by_side(target: Path) -> Path:
             (target / sub).mkdir(exist_ok=True)
             for path in sorted((source / sub).glob("*.yaml")):
                 shutil.copy(path, target / sub / path.name)
+        # The networks' codes of conduct, which their files name.
+        shutil.copytree(source / "networks" / "conduct", target / "networks" / "conduct", dirs_exist_ok=True)
     return target
 
 
@@ -554,7 +556,7 @@ class TestSideBySide:
     def test_every_example_is_a_network(self, together: tuple[Path, PolicySet]) -> None:
         _, policy_set = together
         assert example_networks() == ["kenya-county-forum", "kumanovo-cat", "nyc-interagency", "tripoli-lpn"]
-        assert set(policy_set.networks) == {DEMO, "demo-town", *example_networks()}
+        assert set(policy_set.networks) == {DEMO, "demo-town", "training-demo", *example_networks()}
         for network_id in example_networks():
             network = policy_set.networks[network_id]
             agreement = policy_set.get(network_id)

@@ -195,6 +195,7 @@ class TestWhoCan:
         assert {(r.agreement_id, r.networks) for r in everywhere} == {
             ("demo-city", ("demo-city",)),
             ("demo-town", ("demo-town",)),
+            ("training-demo", ("training-demo",)),  # the demo's training network (docs/training.md)
         }
         town = who_can(demo, "referral.summary", "service_provision", IN_FORCE, "demo-town")
         assert town and {r.agreement_id for r in town} == {"demo-town"}
@@ -226,7 +227,7 @@ class TestRopa:
     def test_record_of_processing(self, demo: PolicySet) -> None:
         record = ropa(demo)
         entries = {e["agreement"]: e for e in record["agreements"]}
-        assert set(entries) == {"demo-city", "demo-town", "national-statistics"}
+        assert set(entries) == {"demo-city", "demo-town", "national-statistics", "training-demo"}
         entry = entries["demo-city"]
         assert entry["networks"] == [DEMO] and entries["demo-town"]["networks"] == ["demo-town"]
         networks = {n["network"]: n for n in record["networks"]}

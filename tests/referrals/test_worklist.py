@@ -80,7 +80,8 @@ def test_only_the_networks_coordinator_reads_it(app_client: TestClient, auth: Au
     assert unstated.status_code == 400 and unstated.json()["type"].endswith("purpose-required")
     assert [e.event_type for e in for_request(state, unstated.headers["X-Request-ID"])] == ["denial"]
     town = app_client.get("/v1/networks/demo-town/worklist", headers=auth("town-coordinator", **PURPOSE))
-    assert town.status_code == 200 and town.json() == {"network": "demo-town", "items": [], "next_cursor": None}
+    assert town.status_code == 200 and town.json() == {"network": "demo-town", "items": [], "agreements": [],
+                                                       "next_cursor": None}
 
 
 def test_the_list_comes_in_pages_of_what_is_granted_and_each_page_is_logged(

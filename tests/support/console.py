@@ -31,6 +31,8 @@ PEOPLE: list[tuple[str, str, str, list[str]]] = [
 ]
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 SECRET = re.compile(r'id="totp-secret">([A-Z2-7]+)<')
+CONDUCT = re.compile(r'name="(code:[^"]+)" value="([^"]+)"')
+NEXT = re.compile(r'name="next" value="([^"]*)"')
 
 
 class Clock:
@@ -81,13 +83,23 @@ class ConsoleClient:
         totp = pyotp.TOTP(self.totp_secret)
         return totp.at(self.state.clock().timestamp())
 
-    def sign_in(self, person_id: str, password: str = PASSWORD) -> Any:
+    def sign_in(self, person_id: str, password: str = PASSWORD, *, accept_conduct: bool = True) -> Any:
         self.get("/console/sign-in")
         response = self.post("/console/sign-in", {"person": person_id, "password": password, "next": "/console/"})
         if "/sign-in/enrol" in str(response.url) or "/sign-in/second-factor" in str(response.url):
             step = "enrol" if "/enrol" in str(response.url) else "second-factor"
             response = self.post(f"/console/sign-in/{step}", {"code": self.code()})
+        if accept_conduct and response.url.path == "/console/conduct":
+            response = self.accept_conduct(response)
         return response
+
+    def accept_conduct(self, page: Any) -> Any:
+        """Accept every code of conduct the page shows (as its Accept button does); any other page is returned."""
+        if page.url.path != "/console/conduct":
+            return page
+        codes = dict(CONDUCT.findall(page.text))
+        target = NEXT.search(page.text, page.text.find('action="/console/conduct"'))
+        return self.post("/console/conduct", {**codes, "next": target.group(1) if target else "/console/"})
 
     def choose_purpose(self, purpose: str) -> Any:
         self.get("/console/purpose")

@@ -11,7 +11,9 @@ TABLES = ("referrals", "referral_status_changes", "referral_assignments", "refer
           "subject_identifiers", "notes", "legal_holds", "code_mappings", "agencies", "api_clients",
           "idempotency_keys", "emergency_grants", "emergency_notices", "emergency_agency_flags",
           "partner_disclosures", "tombstones", "meetings", "meeting_items", "meeting_minutes",
-          "case_actions", "clock_notices", "people", "console_sessions", "audit_entries")
+          "case_actions", "clock_notices", "people", "console_sessions", "conduct_acceptances", "audit_entries",
+          "training_records",
+          "agreement_signatures")
 
 
 def counts(state: AppState) -> dict[str, int]:

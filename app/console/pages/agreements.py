@@ -4,14 +4,19 @@ No case data: the agreements in force (``visit.state.policies.current``), the ag
 sectors, and ``app.policy.who`` for the "who can receive this?" form.
 
 - ``/console/agreements``: the agreements the person's agency is party to.
-- ``/console/agreements/{agreement_id}``: one of them for people — parties, purposes, who sees what (each
+- ``/console/agreements/{agreement_id}/versions/{version}/sign`` (POST): the person signs a proposed version
+  for their agency, through the API (``POST /v1/agreements/{id}/versions/{n}/signatures``).
+- ``/console/agreements/{agreement_id}``: one of them (in force, or a version awaiting signatures) for
+  people — parties, purposes, who sees what (each
   permit: audience, purposes, view and its fields, legal basis, conditions, retention), denies, the
-  emergency section, dates and content hash — and the who-can form (``?view=`` or ``?field=``, ``&purpose=``).
+  emergency section, dates and content hash, its versions with their signatures (a sign form for a person who
+  may sign, and what a proposed version changes) — and the who-can form (``?view=`` or ``?field=``, ``&purpose=``).
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from anyio import to_thread
 from fastapi import APIRouter
@@ -19,10 +24,12 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from app.agencies.models import Agency
+from app.agreements.signing import SIGNING_ROLES
 from app.console import web
 from app.console.router import page
 from app.console.web import N_, PREFIX, Visit
 from app.policy.build import NETWORK_CONDITION
+from app.policy.diff import diff_agreements
 from app.policy.model import Agreement, Audience, Permit
 from app.policy.who import Recipient, who_can
 
@@ -36,6 +43,10 @@ CONDITION_LABELS: dict[str, str] = {
     "consent": N_("Consent"), "status": N_("Status"), "invited": N_("Invited to the case conference"),
     "risk_level": N_("Risk level"), "classification": N_("Who may read it"),
     "intervention_type": N_("Intervention type"),
+}
+STATE_LABELS: dict[str, str] = {
+    "proposed": N_("proposed: awaiting signatures"), "in_force": N_("signed: in force"),
+    "superseded": N_("superseded"),
 }
 CONDITION_VOCABULARY = {"consent": "consent_status", "status": "referral_status", "risk_level": "risk_level",
                         "classification": "note_classification", "intervention_type": "intervention_type"}
@@ -144,21 +155,85 @@ async def agreements(visit: Visit) -> Response:
     listed = [{"id": a.id, "title": a.title, "version": a.version, "effective_from": a.effective_from,
                "review_by": a.review_by, "in_force": a.in_force(today), "networks": sorted(a.networks),
                "parties": len(a.parties)} for a in _mine(visit)]
-    return web.render(visit, "agreements/list.html", agreements=listed)
+    assert visit.person is not None
+    awaiting = [{"id": p.agreement_id, "version": p.version, "missing": list(p.missing)}
+                for p in visit.state.policies.current.proposed_for(visit.person.agency_id)]
+    return web.render(visit, "agreements/list.html", agreements=listed, awaiting=awaiting)
+
+
+def _found(visit: Visit, agreement_id: str) -> Agreement | None:
+    """The agreement in force, else the version loaded and awaiting signatures, if the agency is a party."""
+    assert visit.person is not None
+    policies = visit.state.policies
+    for agreement in (policies.current.get(agreement_id), policies.loaded.get(agreement_id)):
+        if agreement is not None and visit.person.agency_id in agreement.party_set:
+            return agreement
+    return None
+
+
+def _may_sign(visit: Visit, version: dict[str, Any]) -> bool:
+    """Whether the person may sign this version for their agency, which has not signed it yet."""
+    person = visit.person
+    assert person is not None
+    if version.get("state") != "proposed" or person.agency_id not in version.get("parties", []):
+        return False
+    missing = version.get("missing", [])
+    if version.get("signatories"):
+        return f"{person.agency_id}/{person.id}" in missing
+    return person.agency_id in missing and not person.roles.isdisjoint(SIGNING_ROLES)
+
+
+async def _versions(visit: Visit, agreement_id: str) -> list[dict[str, Any]]:
+    """The agreement's versions with their signatures, as the API lists them to the person."""
+    reply = await visit.api.get(f"/v1/agreements/{quote(agreement_id, safe='')}/versions")
+    items = reply.body.get("items", []) if reply.ok and isinstance(reply.body, dict) else []
+    return [{**v, "may_sign": _may_sign(visit, v)} for v in items if isinstance(v, dict)]
+
+
+async def _diff(visit: Visit, agreement_id: str) -> dict[str, Any] | None:
+    """What the proposed version newly grants and withholds against the one in force (None: nothing to compare)."""
+    policies = visit.state.policies
+    old, new = policies.current.get(agreement_id), policies.loaded.get(agreement_id)
+    if old is None or new is None or old.content_hash == new.content_hash:
+        return None
+    return (await to_thread.run_sync(diff_agreements, old, new)).to_dict()
 
 
 @router.get(f"{PREFIX}/agreements/{{agreement_id}}")
 @page(*EVERY_ROLE)
 async def agreement(visit: Visit, agreement_id: str) -> Response:
-    found = next((a for a in _mine(visit) if a.id == agreement_id), None)
+    return await _detail(visit, agreement_id)
+
+
+async def _detail(visit: Visit, agreement_id: str, status_code: int = 200, sign_error: str | None = None) -> Response:
+    found = _found(visit, agreement_id)
     if found is None:
         return web.render(visit, "problem.html", status_code=404, heading=visit.gettext(web.PROBLEM_TEXT[404][0]),
                           explanation=visit.gettext(N_("Your agency is party to no agreement with this id.")),
                           detail="")
     directory = await agency_names(visit)
     who = _who(visit, found, directory)
-    return web.render(visit, "agreements/detail.html", status_code=422 if who["error"] else 200,
+    return web.render(visit, "agreements/detail.html", status_code=422 if who["error"] else status_code,
                       agreement=described(found, directory, visit.state.clock().date()), agencies=directory,
                       who=who, relation_labels={k: visit.gettext(v) for k, v in RELATION_LABELS.items()},
                       condition_labels={k: visit.gettext(v) for k, v in CONDITION_LABELS.items()},
-                      condition_vocabulary=CONDITION_VOCABULARY)
+                      condition_vocabulary=CONDITION_VOCABULARY, versions=await _versions(visit, agreement_id),
+                      policy_diff=await _diff(visit, agreement_id), sign_error=sign_error,
+                      signed=visit.request.query_params.get("signed", "")[:12],
+                      state_labels={k: visit.gettext(v) for k, v in STATE_LABELS.items()},
+                      unsigned=visit.state.policies.current.get(agreement_id) is None)
+
+
+@router.post(f"{PREFIX}/agreements/{{agreement_id}}/versions/{{version}}/sign")
+@page(*EVERY_ROLE)
+async def sign(visit: Visit, agreement_id: str, version: int) -> Response:
+    form = await visit.request.form()
+    content_hash = str(form.get("content_hash", ""))[:64]
+    reply = await visit.api.post(f"/v1/agreements/{quote(agreement_id, safe='')}/versions/{version}/signatures",
+                                 {"content_hash": content_hash})
+    if reply.status in (403, 404, 409, 422):
+        return await _detail(visit, agreement_id, status_code=reply.status,
+                             sign_error=reply.problem() or visit.gettext(web.PROBLEM_TEXT[reply.status][1]))
+    if not reply.ok:
+        return web.problem_page(visit, reply)
+    return web.redirect(visit, f"{PREFIX}/agreements/{quote(agreement_id, safe='')}?signed={version}#versions")

@@ -10,7 +10,7 @@
   read for the purpose ``subject_access``), every page of it, laid out to print.
 - ``/console/audit/emergency``: break-the-glass grants to review (``GET /v1/audit/emergency-access``,
   ``POST …/{grant_id}/review``) and the flagged agencies (``GET /v1/audit/flagged-agencies``, ``POST …/clear``).
-- ``/console/audit/processing``: the record of processing activities (GDPR Art. 30), from app.policy.ropa.
+- ``/console/audit/processing``: the record of processing activities (GDPR Art. 30): app.console.pages.ropa.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from app.console import web
 from app.console.pages.agreements import agency_names
 from app.console.router import page
 from app.console.web import N_, PREFIX, Visit
-from app.policy.ropa import ropa
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,6 +49,9 @@ EVENT_LABELS: dict[str, str] = {
     "purge": N_("Purge"), "erasure": N_("Erasure"), "emergency_grant": N_("Emergency grant"),
     "emergency_read": N_("Emergency read"), "withdrawal_notice": N_("Withdrawal notice"),
     "aggregate_disclosure": N_("Aggregate disclosure"), "link": N_("Person linked"), "sign_in": N_("Sign-in"),
+    "agreement_signed": N_("Agreement signed"), "agreement_activated": N_("Agreement in force"),
+    "conduct_accepted": N_("Code of conduct accepted"),
+    "training_recorded": N_("Training recorded"),
 }
 DECISION_LABELS: dict[str, str] = {"permit": N_("permitted"), "deny": N_("denied")}
 FINDING_LABELS: dict[str, str] = {"justified": N_("justified"), "unjustified": N_("unjustified")}
@@ -343,13 +345,3 @@ async def clear_flag(visit: Visit, flag_id: str) -> Response:
     if not reply.ok:
         return web.problem_page(visit, reply)
     return web.redirect(visit, f"{PREFIX}/audit/emergency?saved=cleared")
-
-
-# The record of processing (Art. 30) ------------------------------------------------------------
-
-
-@router.get(f"{PREFIX}/audit/processing")
-@page("auditor")
-async def processing(visit: Visit) -> Response:
-    record = ropa(visit.state.policies.current)
-    return web.render(visit, "audit/processing.html", record=record, agencies=await agency_names(visit))

@@ -5,7 +5,8 @@ table (which status may follow which, app/referrals/lifecycle.py), the networks 
 (the agreements in force) and the vocabularies are not case data and are read directly.
 
 - GET /console/worklist: what is due in the network (GET /v1/networks/{id}/worklist) and what waits
-  for a step (GET /v1/referrals, status submitted / triaged / accepted), grouped by kind.
+  for a step (GET /v1/referrals, status submitted / triaged / accepted), grouped by kind; and the
+  network's agreements whose review_by comes within 60 or 30 days (no case data).
 - GET/POST /console/referrals/{id}/decide: triage, accept, decline, assign, close, transfer
   (POST /v1/referrals/{id}/transitions, with the ETag of the read as If-Match).
 - GET /console/actions, POST /console/actions/{id}/status, GET/POST /console/referrals/{id}/actions/new.
@@ -118,7 +119,10 @@ KINDS: dict[str, str] = {
     "assignment_overdue": N_("Assignment overdue"),
     "review_due": N_("Review due after closure"),
     "repeat_referral": N_("Repeat referrals"),
+    "agreement_review_30": N_("Agreements to review within 30 days"),
+    "agreement_review_60": N_("Agreements to review within 60 days"),
 }
+AGREEMENT_KINDS = frozenset({"agreement_review_30", "agreement_review_60"})
 WAITING = {"submitted": "new", "triaged": "triaged", "accepted": "accepted"}
 STATUS_OF = {kind: status for status, kind in WAITING.items()}
 PREVIEW = 10  # rows of each kind on the overview; "show all" pages through the rest
@@ -147,11 +151,12 @@ async def worklist(visit: Visit) -> Response:
                            else _due(visit, network, wanted, limit, cursor))
             if not reply.ok:
                 return web.problem_page(visit, reply)
-            groups[wanted], more[wanted] = _rows(reply.body, network), reply.body.get("next_cursor")
+            groups[wanted] = _reviews(reply.body) if wanted in AGREEMENT_KINDS else _rows(reply.body, network)
+            more[wanted] = reply.body.get("next_cursor")
     shown = [(k, visit.gettext(label), groups[k], more.get(k)) for k, label in KINDS.items() if not kind or k == kind]
     return web.render(visit, "coordinator/worklist.html", networks=networks_of(visit), network=network,
                       kinds=[(k, visit.gettext(label)) for k, label in KINDS.items()], kind=kind, groups=shown,
-                      total=sum(len(items) for _, _, items, _ in shown))
+                      total=sum(len(items) for _, _, items, _ in shown), agreement_kinds=AGREEMENT_KINDS)
 
 
 async def _due(visit: Visit, network: str, kind: str, limit: int, cursor: str | None) -> web.Reply:
@@ -174,6 +179,12 @@ def _rows(body: Any, network: str) -> list[dict[str, Any]]:
             rows.append({"referral_id": item.get("id"), "since": item.get("created_at"),
                          "status": item.get("status"), "urgency": item.get("urgency"), "detail": None})
     return rows
+
+
+def _reviews(body: Any) -> list[dict[str, Any]]:
+    """The agreements due for review (the work list's `agreements`): id, version, review_by, days left."""
+    found = body.get("agreements", []) if isinstance(body, dict) else []
+    return [{key: item.get(key) for key in ("agreement", "version", "review_by", "days_left")} for item in found]
 
 
 # -- deciding a referral's next step --------------------------------------------------------------
