@@ -70,6 +70,6 @@ async def record(visit: Visit) -> Response:
     reply = await visit.api.post("/v1/training-records", body)
     if reply.ok:
         return web.redirect(visit, f"{PREFIX}/training?saved=1")
-    if reply.status in (403, 422):
-        return await _page(visit, status_code=reply.status, error=reply.problem(), form=form)
+    if reply.status in (400, 403, 422):  # the form again, with the API's reason (a bad entry is a 422 page)
+        return await _page(visit, status_code=403 if reply.status == 403 else 422, error=reply.problem(), form=form)
     return web.problem_page(visit, reply)
