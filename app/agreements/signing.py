@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.agreements.ledger import missing_signatures, signatures_of
@@ -124,8 +124,8 @@ def sign(
 ) -> AgreementSignature:
     """Record the signer's signature of the version's text; the last one required puts it in force.
 
-    `refresh=False` leaves this process's agreements in force as they were (a caller signing many refreshes
-    once at the end)."""
+    This process's agreements in force are asked again when the caller's transaction commits;
+    `refresh=False` leaves them as they were (a caller signing many refreshes once, in its transaction)."""
     row = session.scalars(
         select(AgreementVersion).where(AgreementVersion.agreement_id == agreement_id,
                                        AgreementVersion.version == number).with_for_update()
@@ -168,7 +168,9 @@ def sign(
     session.flush()
     state.audit.append_many(session, events, now=now)
     if refresh:
-        state.policies.refresh(session)
+        # Only once the signature is durable: a version whose last signature fails to commit must never
+        # have decided anything in this process (other processes learn of it through their watcher).
+        event.listen(session, "after_commit", lambda _committed: state.policies.refresh(), once=True)
     return signature
 
 

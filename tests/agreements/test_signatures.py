@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from support.audit_log import entries
 from support.row_counts import counts
 
+from app.agreements import signing
 from app.config import REPO_ROOT, Settings
 from app.db import transaction
 from app.demo import seed_demo
@@ -121,6 +122,24 @@ class TestSigning:
             "town-coordinator", "town-school-signer", "town-social-services-signer", "town-youth-club-signer"]
         activated = entries(state, event_type="agreement_activated", agreement_id="demo-town")[-1]
         assert activated.details == {"agreement_version": 2, "agreement_hash": content_hash, "superseded": [1]}
+
+    def test_a_last_signature_that_fails_to_commit_puts_nothing_in_force(
+        self, town: tuple[TestClient, Headers]
+    ) -> None:
+        client, headers = town
+        state: AppState = client.app.state.cb  # type: ignore[attr-defined]
+        content_hash = _hash(client, headers, 2)
+        for signer in ("town-coordinator", "town-school-signer", "town-social-services-signer"):
+            assert _sign(client, headers, signer, 2, content_hash).status_code == 201
+        last = signing.Signer("town-youth-club", "town-youth-club-signer", frozenset({"signatory"}), "api")
+        with pytest.raises(RuntimeError), transaction(state.sessions) as session:
+            signing.sign(session, state, "demo-town", 2, content_hash, last)
+            raise RuntimeError("the commit fails")  # rolled back: the signature never became durable
+        assert state.policies.current.get("demo-town").version == 1  # type: ignore[union-attr]
+        assert client.get("/v1/agreements", headers=headers("town-coordinator")).json()["proposed"] == [
+            {"id": "demo-town", "version": 2, "missing": ["town-youth-club"]}]
+        assert _sign(client, headers, "town-youth-club-signer", 2, content_hash).status_code == 201
+        assert state.policies.current.get("demo-town").version == 2  # type: ignore[union-attr]
 
     def test_refusals_change_nothing(self, town: tuple[TestClient, Headers]) -> None:
         client, headers = town
