@@ -69,11 +69,10 @@ def page(*roles: str, needs_purpose: bool = False,
                     form = await request.form()
                     web.check_form(visit, form)
                 if not before_conduct and visit.person is not None and visit.stage == "signed_in":
-                    if await to_thread.run_sync(_owes_conduct, visit):
+                    owes, visit.training_due = await to_thread.run_sync(_standing, visit)
+                    if owes:
                         raise web.ConductOwed
                     visit.conduct_cleared = True
-                    if visit.state.policies.current.index.required_courses:
-                        visit.training_due = await to_thread.run_sync(_training_due, visit)
                 if roles or needs_purpose:
                     visit.require(*roles)
                 if needs_purpose and not visit.purpose:
@@ -105,20 +104,20 @@ def page(*roles: str, needs_purpose: bool = False,
     return decorate
 
 
-def _owes_conduct(visit: Visit) -> bool:
-    assert visit.person is not None
-    with visit.state.read_sessions() as session:
-        return bool(owed(visit.state, session, person_id=visit.person.id, agency_id=visit.person.agency_id))
-
-
-def _training_due(visit: Visit) -> tuple[str, ...]:
-    """The person's required courses that expire within 30 days, have expired or were never completed."""
+def _standing(visit: Visit) -> tuple[bool, tuple[str, ...]]:
+    """Whether the person owes a code of conduct, and (when agreements require training) their required
+    courses expiring within 30 days, expired or never completed: one read of the person's standing."""
     person = visit.person
     assert person is not None
     state = visit.state
+    policies = state.policies.current
     with state.read_sessions() as session:
-        found = training.status(session, state.policies.current, person.id, person.agency_id, state.clock().date())
-    return tuple(course.course_id for course in found if course.state != "ok")
+        if owed(state, session, person_id=person.id, agency_id=person.agency_id):
+            return True, ()
+        if not policies.index.required_courses:
+            return False, ()
+        found = training.status(session, policies, person.id, person.agency_id, state.clock().date())
+    return False, tuple(course.course_id for course in found if course.state != "ok")
 
 
 def _quote(text: str) -> str:
