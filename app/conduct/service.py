@@ -40,9 +40,9 @@ def owed(state: AppState, session: Session, *, person_id: str, agency_id: str) -
              if (network := policies.network(network_id)) is not None and network.conduct is not None]
     if not codes:
         return []
-    accepted = set(session.execute(
+    accepted = {tuple(row) for row in session.execute(
         select(ConductAcceptance.network_id, ConductAcceptance.version, ConductAcceptance.content_hash)
-        .where(ConductAcceptance.person_id == person_id)).tuples())
+        .where(ConductAcceptance.person_id == person_id))}
     return [Owed(network_id, network.name, network.locales, network.conduct)
             for network_id, network in codes if network.conduct is not None
             and (network_id, network.conduct.version, network.conduct.content_hash) not in accepted]

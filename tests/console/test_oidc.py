@@ -236,7 +236,8 @@ def test_a_wrong_state_is_refused_and_logged(console, provider, state) -> None: 
     back = at_provider(to_provider(browser))
     parts = urlsplit(back)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-    query["state"] = "x" + query["state"][1:]
+    first = query["state"][0]
+    query["state"] = ("y" if first == "x" else "x") + query["state"][1:]  # always a different state
     answer = browser.get(f"{parts.path}?{urlencode(query)}", follow_redirects=False)
     assert answer.status_code == 400
     assert "Sign-in through your organisation did not succeed." in answer.text
