@@ -70,8 +70,9 @@ def list_agreement_signatures(
     summary="Sign an agreement version",
     description=(
         "Signs the proposed version for your agency, as your acting person (or the client itself). State the"
-        " content hash of the text you read. The agreement's named signatories sign; when it names none, a"
-        " coordinator or signatory of each party. The last signature puts the version in force (logged)."
+        " content hash of the text you read. A coordinator or signatory of each party signs; when the agreement"
+        " names signatories, only they (holding one of those roles). The last signature puts the version in force"
+        " (logged)."
     ),
     response_model=SignatureOut, status_code=status.HTTP_201_CREATED,
     responses={

@@ -48,11 +48,12 @@ def may_sign(agreement: Agreement, signer: Signer) -> str | None:
     """None if the signer may sign for their agency; else why not."""
     if signer.agency_id not in agreement.party_set:
         return f"{signer.agency_id} is not a party to agreement {agreement.id}"
-    if agreement.signatories:
-        if (signer.agency_id, signer.person_id) not in agreement.signatories:
-            return f"{signer.person_id} is not a named signatory of agreement {agreement.id}"
-    elif not signer.roles & SIGNING_ROLES:
+    # The role always: an API client's `act` names its person, and a client of the party that only
+    # reads (a partner's sync) must not sign as the named person by naming them.
+    if not signer.roles & SIGNING_ROLES:
         return f"signing agreement {agreement.id} needs the coordinator or signatory role"
+    if agreement.signatories and (signer.agency_id, signer.person_id) not in agreement.signatories:
+        return f"{signer.person_id} is not a named signatory of agreement {agreement.id}"
     return None
 
 

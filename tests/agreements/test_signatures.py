@@ -50,8 +50,10 @@ def town(settings: Settings, folder: Path) -> Iterator[tuple[TestClient, Headers
         with transaction(state.sessions) as session:
             secrets = {c["client_id"]: c["client_secret"] for c in seed_demo(session, state)}
 
-        def headers(client_id: str, **extra: str) -> dict[str, str]:
+        def headers(client_id: str, act: str | None = None, **extra: str) -> dict[str, str]:
             form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secrets[client_id]}
+            if act is not None:
+                form["act"] = act
             token = client.post("/v1/token", data=form).json()["access_token"]
             return {"Authorization": f"Bearer {token}", **extra}
 
@@ -140,6 +142,36 @@ class TestSigning:
             {"id": "demo-town", "version": 2, "missing": ["town-youth-club"]}]
         assert _sign(client, headers, "town-youth-club-signer", 2, content_hash).status_code == 201
         assert state.policies.current.get("demo-town").version == 2  # type: ignore[union-attr]
+
+    def test_a_named_signatory_signs_only_through_a_client_with_a_signing_role(
+        self, town: tuple[TestClient, Headers], folder: Path
+    ) -> None:
+        client, headers = town
+        state: AppState = client.app.state.cb  # type: ignore[attr-defined]
+        named = [("town-council", "town-coordinator"), *((a, f"{a}-signer") for a in TOWN_PARTIES[1:])]
+        path = folder / "demo-town.yaml"
+        path.write_text(path.read_text().replace("version: 2", "version: 3", 1).replace(
+            "parties: [", "signatories:\n" + "".join(f"  - {{agency: {a}, person: {p}}}\n" for a, p in named)
+            + "parties: [", 1))
+        assert client.post("/v1/admin/agreements/reload", headers=headers("municipality-operator")).status_code == 200
+        content_hash = _hash(client, headers, 3)
+        before = counts(state)
+        # The youth club's partner sync only reads: naming the signatory as the person it acts for signs nothing.
+        posed = client.post(f"{TOWN}/3/signatures", json={"content_hash": content_hash},
+                            headers=headers("town-youth-reader", act="town-youth-club-signer"))
+        assert posed.status_code == 403 and "signatory role" in posed.json()["detail"]
+        unnamed = client.post(f"{TOWN}/3/signatures", json={"content_hash": content_hash},  # a signing role, not named
+                              headers=headers("town-school-signer", act="town-school-head"))
+        assert unnamed.status_code == 403 and "not a named signatory" in unnamed.json()["detail"]
+        after = counts(state)
+        assert after.pop("audit_entries") == before.pop("audit_entries") + 2  # the two refusals, logged
+        assert after == before
+        versions = client.get(TOWN, headers=headers("town-coordinator")).json()["items"]
+        proposed = [(v["version"], v["missing"]) for v in versions if v["state"] == "proposed"]
+        assert (3, [f"{a}/{p}" for a, p in named]) in proposed
+        for _, person in named:
+            assert _sign(client, headers, person, 3, content_hash).status_code == 201
+        assert state.policies.current.get("demo-town").version == 3  # type: ignore[union-attr]
 
     def test_refusals_change_nothing(self, town: tuple[TestClient, Headers]) -> None:
         client, headers = town

@@ -178,9 +178,8 @@ def _may_sign(visit: Visit, version: dict[str, Any]) -> bool:
     if version.get("state") != "proposed" or person.agency_id not in version.get("parties", []):
         return False
     missing = version.get("missing", [])
-    if version.get("signatories"):
-        return f"{person.agency_id}/{person.id}" in missing
-    return person.agency_id in missing and not person.roles.isdisjoint(SIGNING_ROLES)
+    named = f"{person.agency_id}/{person.id}" if version.get("signatories") else person.agency_id
+    return named in missing and not person.roles.isdisjoint(SIGNING_ROLES)
 
 
 async def _versions(visit: Visit, agreement_id: str) -> list[dict[str, Any]]:
