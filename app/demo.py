@@ -92,14 +92,14 @@ def seed_demo_training(session: Session, today: date) -> None:
     from app.training.models import TrainingRecord
     from app.training.service import add
 
-    everyone = [c[0] for c in DEMO_CLIENTS] + [p[0] for p in DEMO_PEOPLE]
+    everyone = {c[0]: c[1] for c in DEMO_CLIENTS} | {p[0]: p[1] for p in DEMO_PEOPLE}  # id: agency
     recorded = set(session.scalars(select(TrainingRecord.person_id).where(TrainingRecord.person_id.in_(everyone))))
     now = datetime.combine(today, time(), UTC)
-    for person_id in everyone:
+    for person_id, agency_id in everyone.items():
         if person_id in recorded:
             continue
         completed = today - timedelta(days=400 if person_id == DEMO_EXPIRED else 60)
-        add(session, person_id=person_id, course_id=DEMO_COURSE, completed_on=completed,
+        add(session, person_id=person_id, agency_id=agency_id, course_id=DEMO_COURSE, completed_on=completed,
             expires_on=completed + timedelta(days=365 if person_id == DEMO_EXPIRED else 730),
             recorded_by="municipality-coordinator", source="import", now=now)
 

@@ -99,7 +99,7 @@ def _confirm_enabled(session: Session, principal: Principal, state: AppState) ->
     if not required:  # no agreement in force requires training: nothing to load
         return principal
     person = acting_person(principal.client_id, principal.act)
-    return replace(principal, trained=held(session, person, required, state.clock().date()))
+    return replace(principal, trained=held(session, person, principal.agency_id, required, state.clock().date()))
 
 
 def current_principal(
@@ -145,7 +145,8 @@ class TokenCaller:
             return self._principal
         principal = self._principal
         person = acting_person(principal.client_id, principal.act)
-        return replace(principal, trained=held_on(connection, dialect, person, required, self._state.clock().date()))
+        return replace(principal, trained=held_on(
+            connection, dialect, person, principal.agency_id, required, self._state.clock().date()))
 
 
 class ClientStanding(Protocol):

@@ -1,5 +1,8 @@
 """Which courses a person holds today: the latest completion of each course, unless it has expired.
 
+A completion counts for callers of the agency it was recorded under only, so that a client naming
+another agency's trained person as the one it acts for (`act`) borrows nothing.
+
 A record expires on its `expires_on` day (held through the day before); a later completion of a
 course supersedes every earlier one, so a renewal recorded with an earlier expiry does count.
 """
@@ -61,35 +64,33 @@ def state_of(completion: Completion | None, today: date) -> CourseState:
     return "ok"
 
 
-def completions(session: Session, person_id: str) -> list[Completion]:
-    rows = session.execute(
-        select(TrainingRecord.course_id, TrainingRecord.completed_on, TrainingRecord.expires_on,
-               TrainingRecord.recorded_at).where(TrainingRecord.person_id == person_id)
-    )
-    return [Completion(*row) for row in rows]
-
-
-def held(session: Session, person_id: str, required: frozenset[str], today: date) -> frozenset[str]:
-    """The required courses the person holds today."""
-    return _held(completions(session, person_id), required, today)
-
-
 _BY_PERSON = (
     select(TrainingRecord.course_id, TrainingRecord.completed_on, TrainingRecord.expires_on,
            TrainingRecord.recorded_at)
-    .where(TrainingRecord.person_id == bindparam("person_id"))
+    .where(TrainingRecord.person_id == bindparam("person_id"), TrainingRecord.agency_id == bindparam("agency_id"))
 )
 _COMPILED: dict[str, CompiledSelect] = {}
 
 
+def completions(session: Session, person_id: str, agency_id: str) -> list[Completion]:
+    """The person's completions recorded under this agency."""
+    rows = session.execute(_BY_PERSON, {"person_id": person_id, "agency_id": agency_id})
+    return [Completion(*row) for row in rows]
+
+
+def held(session: Session, person_id: str, agency_id: str, required: frozenset[str], today: date) -> frozenset[str]:
+    """The required courses the person holds today for this agency."""
+    return _held(completions(session, person_id, agency_id), required, today)
+
+
 def held_on(
-    connection: Any, dialect: Dialect, person_id: str, required: frozenset[str], today: date
+    connection: Any, dialect: Dialect, person_id: str, agency_id: str, required: frozenset[str], today: date
 ) -> frozenset[str]:
     """`held`, on a DBAPI connection (the lean read path, app.db.LoopReads): no Session."""
     query = _COMPILED.get(dialect.name)
     if query is None:
         query = _COMPILED[dialect.name] = CompiledSelect(_BY_PERSON, dialect)
-    rows = query.rows(connection, {"person_id": person_id})
+    rows = query.rows(connection, {"person_id": person_id, "agency_id": agency_id})
     return _held((Completion(*row) for row in rows), required, today)
 
 

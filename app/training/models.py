@@ -18,6 +18,10 @@ class TrainingRecord(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     # Not a foreign key: an API client's `act` names a person the service need not know.
     person_id: Mapped[str] = mapped_column(String(64))
+    # The agency the person was of when recorded: the course counts only for callers of that agency
+    # (a client of another naming the person in `act` borrows nothing). None: a record from before
+    # migration 0019 of a person the service did not know, which counts for nobody.
+    agency_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     course_id: Mapped[str] = mapped_column(String(64))
     completed_on: Mapped[date] = mapped_column(Date())
     expires_on: Mapped[date | None] = mapped_column(Date(), nullable=True)  # none: never expires

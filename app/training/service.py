@@ -54,7 +54,7 @@ def status(
     session: Session, policies: PolicySet, person_id: str, agency_id: str, today: date
 ) -> list[CourseStatus]:
     """Each course required of the person's agency: ok, expiring (30 days), expired or missing."""
-    counted = latest(completions(session, person_id))
+    counted = latest(completions(session, person_id, agency_id))
     out = []
     for course in sorted(required_for(policies, agency_id)):
         one = counted.get(course)
@@ -121,18 +121,19 @@ def record(
     problem = check_dates(completed_on, expires_on, now.date())
     if problem:
         raise BadRequest(f"{problem}.", slug="training-dates")
-    row = add(session, person_id=person_id, course_id=course_id, completed_on=completed_on, expires_on=expires_on,
+    row = add(session, person_id=person_id, agency_id=agency, course_id=course_id,
+              completed_on=completed_on, expires_on=expires_on,
               recorded_by=acting_person(principal.client_id, principal.act), source=source, now=now)
     return row, agency
 
 
 def add(
-    session: Session, *, person_id: str, course_id: str, completed_on: date, expires_on: date | None,
+    session: Session, *, person_id: str, agency_id: str, course_id: str, completed_on: date, expires_on: date | None,
     recorded_by: str, source: Source, now: datetime,
 ) -> TrainingRecord:
     row = TrainingRecord(
-        id="trn_" + secrets.token_urlsafe(12), person_id=person_id, course_id=course_id, completed_on=completed_on,
-        expires_on=expires_on, recorded_by=recorded_by, recorded_at=now, source=source,
+        id="trn_" + secrets.token_urlsafe(12), person_id=person_id, agency_id=agency_id, course_id=course_id,
+        completed_on=completed_on, expires_on=expires_on, recorded_by=recorded_by, recorded_at=now, source=source,
     )
     session.add(row)
     session.flush()

@@ -104,6 +104,28 @@ class TestDisclosure:
         assert logged.actor_agency == "city-municipality" and logged.recipient_agency == "city-social-services"
         assert logged.details is not None and logged.details["course_id"] == COURSE
 
+    def test_a_client_of_another_agency_naming_a_trained_person_borrows_nothing(
+        self, app_client: TestClient, auth: Auth, state: AppState, token_for: Callable[..., str],
+        post_referral: Callable[..., Any], move: Callable[..., Any],
+    ) -> None:
+        rid = post_referral()["id"]
+        move(rid, "triaged", "accepted",
+             ("assigned", {"agencies": ["city-social-services", "city-health-centre"]}))
+        day = today(state)
+        made = record(app_client, auth, person_id="worker-trained", agency_id="city-social-services",
+                      course_id=COURSE, completed_on=str(day), expires_on=str(day + timedelta(days=365)))
+        assert made.status_code == 201, made.text
+
+        def read(client_id: str) -> Any:
+            return app_client.get(f"/v1/referrals/{rid}", params={"view": "referral.contact"}, headers={
+                "Authorization": f"Bearer {token_for(client_id, act='worker-trained')}",
+                "X-Purpose": "intervention_planning"})
+
+        assert read(WORKER_CLIENT).status_code == 200  # the person's own agency's system
+        borrowed = read("health-centre-caseworker")  # another agency's, naming the same person
+        assert borrowed.status_code == 403 and REFUSAL in borrowed.json()["detail"]
+        assert [e.event_type for e in for_request(state, borrowed.headers["X-Request-ID"])] == ["denial"]
+
     def test_an_expired_course_is_refused_until_a_later_completion(
         self, app_client: TestClient, auth: Auth, state: AppState, worker: Callable[..., dict[str, str]], case: str
     ) -> None:

@@ -19,6 +19,7 @@ from app.state import AppState
 
 runner = CliRunner()
 HEADER = "person_id,course_id,completed_on,expires_on,recorded_by\n"
+WITH_AGENCY = "person_id,course_id,completed_on,expires_on,recorded_by,agency_id\n"
 
 
 @pytest.fixture
@@ -55,9 +56,9 @@ def test_a_good_file_is_imported_logged_and_opens_the_contact_view(
     assert before.headers["x-granted-view"] == "referral.case"
     day = state.clock().date()
     file = tmp_path / "completions.csv"
-    file.write_text(HEADER + f"imported-worker,data-protection-basics,{day - timedelta(days=3)},"
-                    f"{day + timedelta(days=700)},municipality-coordinator\n"
-                    f"imported-worker,safeguarding-ethics,{day - timedelta(days=3)},,\n")
+    file.write_text(WITH_AGENCY + f"imported-worker,data-protection-basics,{day - timedelta(days=3)},"
+                    f"{day + timedelta(days=700)},municipality-coordinator,city-social-services\n"
+                    f"imported-worker,safeguarding-ethics,{day - timedelta(days=3)},,,city-social-services\n")
     code, stdout, stderr = run("training", "import", str(file), "--json")
     assert code == 0, stderr
     assert json.loads(stdout) == {"imported": 2, "errors": []}
@@ -93,6 +94,35 @@ def test_any_bad_row_imports_nothing_and_every_bad_line_is_reported(
     assert entries(state, event_type="training_recorded") == []
     code, stdout, _ = run("training", "import", str(file), "--json")
     assert code == 1 and json.loads(stdout)["imported"] == 0 and len(json.loads(stdout)["errors"]) == 5
+
+
+def test_a_record_counts_for_the_persons_agency_which_a_stranger_must_name(
+    env: None, tmp_path: Path, state: AppState
+) -> None:
+    day = state.clock().date()
+    file = tmp_path / "completions.csv"
+    file.write_text(WITH_AGENCY + f"unknown-worker,data-protection-basics,{day},,,\n"  # a stranger, no agency
+                    f"social-services-caseworker,data-protection-basics,{day},,,school-north\n"  # not its agency
+                    f"[/x],data-protection-basics,{day},,,\n")  # markup in a value is printed, not parsed
+    code, stdout, stderr = run("training", "import", str(file))
+    assert code == 1 and stdout == ""
+    assert "line 4: person_id '[/x]' is not a person or client id" in stderr, stderr
+    assert "line 2" not in stderr and "line 3" not in stderr  # the rows are checked first, then their agencies
+    file.write_text(WITH_AGENCY + f"unknown-worker,data-protection-basics,{day},,,\n"
+                    f"social-services-caseworker,data-protection-basics,{day},,,school-north\n")
+    code, stdout, stderr = run("training", "import", str(file))
+    assert code == 1 and stdout == ""
+    assert "line 2: Person 'unknown-worker' is unknown here: name their agency in agency_id." in stderr, stderr
+    assert ("line 3: Person 'social-services-caseworker' is of agency 'city-social-services', not 'school-north'."
+            in stderr)
+    assert entries(state, event_type="training_recorded") == []
+    file.write_text(WITH_AGENCY + f"unknown-worker,data-protection-basics,{day},,,school-north\n"
+                    f"social-services-caseworker,data-protection-basics,{day},,,\n")
+    code, stdout, stderr = run("training", "import", str(file), "--json")
+    assert code == 0 and json.loads(stdout) == {"imported": 2, "errors": []}, stderr
+    assert [(r["agency_id"], r["counts"]) for r in listed("unknown-worker")] == [("school-north", True)]
+    counted = {(r["agency_id"], r["counts"]) for r in listed("social-services-caseworker")}
+    assert ("city-social-services", True) in counted
 
 
 def test_wrong_columns_and_a_missing_file_are_refused(env: None, tmp_path: Path) -> None:
