@@ -92,10 +92,11 @@ def explain_for(
         referral = referrals.load(session, data.referral_id)
         relations = access.referral_relations(principal, referral)
         involved = relations or access.is_coordinator(policies, principal, referral.network_id)
-        if involved and not access.in_force_party(policies, principal.agency_id, referral.network_id, today):
+        in_force = access.in_force_party(policies, principal.agency_id, referral.network_id, today)
+        if involved and not in_force:  # say why: the agreement lapsed, or awaits signatures
             for lapse in access.not_in_force(policies, principal.agency_id, today, network_id=referral.network_id):
                 raise Forbidden(f"Explaining this referral: {lapse.reason}.", slug=lapse.slug, **lapse.extensions)
-        if not involved or not access.in_force_party(policies, principal.agency_id, referral.network_id, today):
+        if not involved or not in_force:
             # Explaining a stranger's referral would disclose its status and consent.
             raise Forbidden("Explain a referral you are involved in, or describe one in `record`.")
         record = Record("referral", access.referral_attributes(referral))

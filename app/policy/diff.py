@@ -6,12 +6,10 @@ within, and each version's engine is asked once per class.  A pure function of t
 agreements, remembered by their content hashes, so the console can show it beside signatures.
 """
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
+from app.policy.index import Memo
 from app.policy.model import Agreement
 from app.policy.policy_set import PolicySet
 from app.policy.space import CallerShape, RecordShape, Space
@@ -91,29 +89,21 @@ class AgreementDiff:
         return "\n".join(lines) + "\n"
 
 
-_KEPT = 32
-_LOCK = threading.Lock()  # the console works diffs out in worker threads
-_MEMO: "OrderedDict[tuple[str, ...], AgreementDiff]" = OrderedDict()
+_MEMO: Memo[tuple[str, ...], AgreementDiff] = Memo(32)  # the console works diffs out per page view
 
 
 def diff_agreements(old: Agreement, new: Agreement) -> AgreementDiff:
     """Every class whose granted fields differ between `old` and `new`, each in force on its first day."""
     key = (old.id, str(old.version), old.content_hash, new.id, str(new.version), new.content_hash)
-    with _LOCK:
-        known = _MEMO.get(key)
+    known = _MEMO.get(key)
     if known is None:
-        known = _diff(old, new)  # outside the lock: two threads may both work it out, once each
-        with _LOCK:
-            _MEMO[key] = known
-            while len(_MEMO) > _KEPT:
-                _MEMO.popitem(last=False)
+        known = _diff(old, new)  # two threads may both work it out, once each
+        _MEMO.put(key, known)
     return known
 
 
 def _diff(old: Agreement, new: Agreement) -> AgreementDiff:
-    space = Space.of(
-        [(PolicySet.of([old]), _first_day(old)), (PolicySet.of([new]), _first_day(new))]
-    )
+    space = Space.of([(PolicySet.of([old]), old.effective_from), (PolicySet.of([new]), new.effective_from)])
     before = {(c.caller, c.purpose, c.record): c.outcome for c in space.cells(0)}
     after = {(c.caller, c.purpose, c.record): c.outcome for c in space.cells(1)}
     grouped: dict[tuple[tuple[str, ...], tuple[str, ...]], list[ClassChange]] = {}
@@ -136,6 +126,3 @@ def _diff(old: Agreement, new: Agreement) -> AgreementDiff:
     )
     return AgreementDiff(f"{old.id}@v{old.version}", f"{new.id}@v{new.version}", groups, space.size)
 
-
-def _first_day(agreement: Agreement) -> date:
-    return agreement.effective_from
