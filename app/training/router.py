@@ -34,7 +34,7 @@ router = APIRouter(tags=["training"])
     response_model=TrainingRecordOut,
     status_code=status.HTTP_201_CREATED,
     responses={
-        403: {"description": "Not a coordinator of a network of the person's agency"},
+        403: {"description": "Not a coordinator of a network of the person's agency, under an agreement in force"},
         400: {"description": "Dates that cannot be a completion, an unknown person without agency_id, or a "
                             "mismatched agency"},
     },
@@ -58,7 +58,7 @@ def record_training(
     description="For the person themself and the coordinators of their agency's networks.",
     response_model=TrainingRecordList,
     responses={
-        403: {"description": "Neither the person nor a coordinator of a network of their agency"},
+        403: {"description": "Neither the person nor a coordinator of a network of their agency (agreement in force)"},
         404: {"description": "No such person"},
     },
 )
@@ -68,7 +68,7 @@ def list_training_records(
     principal: CurrentPrincipal,
     person_id: Annotated[PersonId, Query(description="Whose records.")],
 ) -> TrainingRecordList:
-    rows = service.records_of(session, state.policies.current, principal, person_id)
+    rows = service.records_of(session, state.policies.current, principal, person_id, state.clock().date())
     return TrainingRecordList(items=[TrainingRecordOut.model_validate(row) for row in rows])
 
 

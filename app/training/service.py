@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import access
 from app.agencies.models import ApiClient
 from app.audit.events import AuditEvent, EventType
 from app.auth.principal import Principal
@@ -69,22 +70,27 @@ def agency_of(session: Session, person_id: str) -> str | None:
     return found if found is not None else session.scalar(select(ApiClient.agency_id).where(ApiClient.id == person_id))
 
 
-def coordinated(policies: PolicySet, agency_id: str, roles: frozenset[str]) -> frozenset[str]:
-    """The member agencies of the networks this agency coordinates, for one holding the coordinator role."""
+def coordinated(policies: PolicySet, agency_id: str, roles: frozenset[str], today: date) -> frozenset[str]:
+    """The member agencies of the networks this agency coordinates under an agreement in force, for one
+    holding the coordinator role: a coordinator whose agreement lapsed or awaits signatures records nothing."""
     if "coordinator" not in roles:
         return frozenset()
-    return frozenset(member for network in policies.networks.values() if network.coordinator == agency_id
+    return frozenset(member for network_id, network in policies.networks.items()
+                     if network.coordinator == agency_id
+                     and access.in_force_party(policies, agency_id, network_id, today)
                      for member in network.members)
 
 
-def coordinates(policies: PolicySet, principal: Principal, agency_id: str) -> bool:
-    """Whether the caller is a coordinator of a network the agency is a member of."""
-    return agency_id in coordinated(policies, principal.agency_id, principal.roles)
+def coordinates(policies: PolicySet, principal: Principal, agency_id: str, today: date) -> bool:
+    """Whether the caller coordinates, under an agreement in force, a network the agency is a member of."""
+    return agency_id in coordinated(policies, principal.agency_id, principal.roles, today)
 
 
-def people_coordinated(session: Session, policies: PolicySet, agency_id: str, roles: frozenset[str]) -> list[Person]:
+def people_coordinated(
+    session: Session, policies: PolicySet, agency_id: str, roles: frozenset[str], today: date
+) -> list[Person]:
     """The console people of the member agencies of the networks a coordinator coordinates."""
-    agencies = coordinated(policies, agency_id, roles)
+    agencies = coordinated(policies, agency_id, roles, today)
     return list(session.scalars(select(Person).where(Person.agency_id.in_(agencies)).order_by(Person.id)))
 
 
@@ -115,8 +121,9 @@ def record(
 ) -> tuple[TrainingRecord, str]:
     """Record a completion (the caller must coordinate a network of the person's agency)."""
     agency = person_agency(session, person_id, agency_id)
-    if not coordinates(policies, principal, agency):
-        raise Forbidden("Training is recorded by a coordinator of a network the person's agency is a member of.",
+    if not coordinates(policies, principal, agency, now.date()):
+        raise Forbidden("Training is recorded by a coordinator of a network the person's agency is a member of,"
+                        " under an agreement in force.",
                         slug="training-not-coordinator")
     problem = check_dates(completed_on, expires_on, now.date())
     if problem:
@@ -141,7 +148,7 @@ def add(
 
 
 def records_of(
-    session: Session, policies: PolicySet, principal: Principal, person_id: str
+    session: Session, policies: PolicySet, principal: Principal, person_id: str, today: date
 ) -> list[TrainingRecord]:
     """A person's records, newest completion first: for the person or their network's coordinator.
 
@@ -152,7 +159,7 @@ def records_of(
         agency = agency_of(session, person_id)
         if agency is None:
             raise NotFound(f"No person {person_id!r} known here.")
-        if not coordinates(policies, principal, agency):
+        if not coordinates(policies, principal, agency, today):
             raise Forbidden("A person's training records are for the person and their network's coordinator.",
                             slug="training-not-coordinator")
     rows = session.scalars(

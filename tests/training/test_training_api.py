@@ -6,7 +6,7 @@ The acting person is the one a client acts for (`act`): a worker no record names
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -163,6 +163,21 @@ class TestRecording:
         assert other_network.status_code == 403
         assert record(app_client, auth, **body).status_code == 201
         assert [e.event_type for e in entries(state, event_type="denial")] == ["denial", "denial"]
+
+    def test_a_coordinator_whose_agreement_expired_records_nothing(
+        self, app_client: TestClient, auth: Auth, state: AppState
+    ) -> None:
+        moment = datetime(2027, 6, 30, 9, 0, tzinfo=UTC)  # demo-city's agreement has expired by then
+        state.clock = lambda: moment
+        body = {"person_id": "social-services-caseworker", "course_id": COURSE, "completed_on": "2027-06-29"}
+        refused = record(app_client, auth, **body)
+        assert refused.status_code == 403 and refused.json()["type"].endswith("/training-not-coordinator")
+        assert "under an agreement in force" in refused.json()["detail"]
+        assert entries(state, event_type="training_recorded") == []
+        assert [e.event_type for e in for_request(state, refused.headers["X-Request-ID"])] == ["denial"]
+        listed = app_client.get("/v1/training-records", params={"person_id": "social-services-caseworker"},
+                                headers=auth(COORDINATOR))
+        assert listed.status_code == 403
 
     @pytest.mark.parametrize(("change", "slug"), [
         ({"completed_on": "2999-01-01"}, "training-dates"),

@@ -38,7 +38,7 @@ def _people(visit: Visit) -> list[dict[str, Any]]:
     with state.read_sessions() as session:
         return [{"id": p.id, "name": p.name, "agency": p.agency_id,
                  "courses": service.status(session, policies, p.id, p.agency_id, today)}
-                for p in service.people_coordinated(session, policies, person.agency_id, person.roles)]
+                for p in service.people_coordinated(session, policies, person.agency_id, person.roles, today)]
 
 
 async def _page(visit: Visit, *, status_code: int = 200, error: str | None = None,
