@@ -38,8 +38,8 @@ DEMO_AGENCIES: list[tuple[str, str, Sector]] = [
     ("town-social-services", "Town Social Services", Sector.social_services),
     ("town-youth-club", "Town Youth Club", Sector.youth_work),
 ]
-# The agreements the demo ships (policies/), which seeding it signs for their parties; the training
-# network's is signed when it is seeded (app/training_network).
+# The agreements the demo ships (policies/), which seeding it signs for their parties, the shipped
+# training network's included; one `casebridge training-network create` writes is signed as it is made.
 DEMO_AGREEMENTS = frozenset({"demo-city", "demo-town", "national-statistics", "training-demo"})
 
 DEMO_CLIENTS: list[tuple[str, str, str, list[Role]]] = [

@@ -251,17 +251,10 @@ def seed(session: Session, state: AppState, plan: Plan) -> Seeded:
 
 def _sign(session: Session, state: AppState, plan: Plan) -> None:
     """Its agreement signed for every party, as the demo's are (app/agreements/signing.py): in force at once."""
-    from app.agreements.signing import Signer, sign
+    from app.agreements.signing import sign_for_every_party
 
-    for waiting in state.policies.current.proposed:
-        agreement = state.policies.loaded.get(waiting.agreement_id)
-        if waiting.agreement_id != plan.network_id or agreement is None or agreement.version != waiting.version:
-            continue
-        for who in waiting.missing:
-            agency, _, person = who.partition("/")
-            signer = Signer(agency, person or f"{agency}-signatory", frozenset({"signatory"}), "training")
-            sign(session, state, agreement.id, agreement.version, agreement.content_hash, signer, refresh=False)
-    state.policies.refresh(session)
+    if not sign_for_every_party(session, state, "training", only={plan.network_id}):
+        state.policies.refresh(session)  # signed already: the version in force is read all the same
 
 
 def _seed_cases(session: Session, state: AppState, plan: Plan, synth: Synthesizer) -> int:
