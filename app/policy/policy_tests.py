@@ -5,14 +5,13 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from app.policy.decision import AttributeValue, Caller, Decision, Record, described_record, flag_value
 from app.policy.engine import decide
 from app.policy.policy_set import PolicySet
-from app.policy.prove import AssertionSpec
+from app.policy.prove import AssertionSpec, read_spec
 from app.policy.vocabulary import FLAGS, RecordKind
-from app.policy.yaml_nodes import YamlSyntaxError, parse_yaml
 
 _KINDS: dict[str, RecordKind] = {"referral": "referral", "note": "note", "statistics": "statistics"}
 
@@ -109,7 +108,7 @@ def run_policy_tests(policy_set: PolicySet, tests_dir: str | Path) -> TestReport
         else []
     )
     for path in files:
-        spec, problem = _read(path)
+        spec, problem = read_spec(path, PolicyTestFile)
         if spec is None:
             failed.append(CaseFailure(str(path), "-", problem))
             continue
@@ -141,18 +140,6 @@ def run_policy_tests(policy_set: PolicySet, tests_dir: str | Path) -> TestReport
         for agreement_id, rules in coverage.items()
     }
     return TestReport(passed, failed, coverage, {k: v for k, v in uncovered.items() if v})
-
-
-def _read(path: Path) -> tuple[PolicyTestFile | None, str]:
-    try:
-        data = parse_yaml(path.read_text("utf-8")).data
-        return PolicyTestFile.model_validate(data), ""
-    except YamlSyntaxError as exc:
-        return None, f"line {exc.line}: {exc.reason}"
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return None, f"{where}: {first['msg']} ({exc.error_count()} problem(s))"
 
 
 def _caller(spec: CallerSpec) -> Caller:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -228,7 +228,7 @@ def prove(policy_set: PolicySet, tests_dir: str | Path) -> ProofReport:
     problems: list[str] = []
     groups: dict[tuple[date, frozenset[str]], list[tuple[Path, Agreement, AssertionSpec]]] = defaultdict(list)
     for path in paths:
-        spec, problem = read_assertions(path)
+        spec, problem = read_spec(path, AssertionsFile)
         if spec is None:
             problems.append(f"{path}: {problem}")
             continue
@@ -265,9 +265,13 @@ def _shares_records(one: Agreement, other: Agreement) -> bool:
     return not one.networks or not other.networks or bool(one.networks & other.networks)
 
 
-def read_assertions(path: Path) -> tuple[AssertionsFile | None, str]:
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_spec(path: Path, model: type[M]) -> tuple[M | None, str]:
+    """A policy-test file as `model`, or None and its first problem (for `policy test` and `policy prove`)."""
     try:
-        return AssertionsFile.model_validate(parse_yaml(path.read_text("utf-8")).data), ""
+        return model.model_validate(parse_yaml(path.read_text("utf-8")).data), ""
     except YamlSyntaxError as exc:
         return None, f"line {exc.line}: {exc.reason}"
     except ValidationError as exc:
